@@ -1,0 +1,61 @@
+// Command srekit is the SRE's toolbelt: one binary whose subcommands are the
+// parts of srekit, and `srekit serve`, the web server over all of them.
+//
+// This package only wires flags to the libraries: one file per command group
+// (cost.go, flame.go, ...), each adding its commands to root from init().
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+var root = &cobra.Command{
+	Use:   "srekit",
+	Short: "The SRE's toolbelt: one binary, one server, a part for each job",
+	Long: `srekit turns eight SREcon lightning talks into working tools:
+the cost of availability, causal loop diagrams and the replica-checker storm,
+flame graphs and a profiling service, a trace sampler, firmware rollouts,
+CAA and Certificate Transparency, a front-door proxy and on-call drills.
+
+Every part is a command below, and a page of 'srekit serve'.
+Start with:  srekit serve --demo     then open http://127.0.0.1:8080`,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+// dbFlag is the database every command that stores anything uses.
+var dbFlag string
+
+func init() {
+	root.PersistentFlags().StringVar(&dbFlag, "db", os.Getenv("SREKIT_DB"),
+		"database: a SQLite file path or a postgres:// URL (env SREKIT_DB; default ~/.local/share/srekit/srekit.db)")
+}
+
+// usageError marks errors in how a command was called, so main exits 2 for
+// them as shells and other CLIs do.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+	})
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "srekit: "+err.Error())
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The one test command (`make test` runs this): installs what the tests need
+# when it is missing, starts a throwaway PostgreSQL cluster, runs every Go test
+# (with -race on the packages that run concurrent code), and stops the cluster.
+# Safe to run again and again; CI runs exactly this through .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use. Parts add theirs here, one per line.
+APT_PACKAGES=(
+  chromium          # browser tests of every page (chromedp)
+  postgresql        # the shared-state store engine
+)
+
+# Packages whose tests run concurrent code get -race.
+RACE_PACKAGES='/store$|/web$|/mesh|/sampling|/profiling|/drills|/certs/ct|/firmware$'
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+install_missing() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && { echo "$d"; return; }; done
+  command -v initdb >/dev/null && dirname "$(command -v initdb)" && return
+  echo "no initdb found after installing postgresql" >&2; exit 1
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_postgres() {
+  local bin; bin=$(pg_bin)
+  PGDIR=$(mktemp -d /tmp/srekit-pg.XXXXXX)
+  PGPORT=$(free_port)
+  local as=()
+  # initdb refuses to run as root: run the cluster as the postgres user.
+  if [ "$(id -u)" -eq 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$PGDIR"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$bin/initdb" -D "$PGDIR/data" -A trust -U postgres --no-sync >/dev/null
+  "${as[@]}" "$bin/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -o "-p $PGPORT -k $PGDIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+  trap 'stop_postgres' EXIT
+  export SREKIT_TEST_POSTGRES="postgres://postgres@127.0.0.1:$PGPORT/postgres?sslmode=disable"
+  log "PostgreSQL on 127.0.0.1:$PGPORT ($PGDIR)"
+}
+
+stop_postgres() {
+  local bin; bin=$(pg_bin)
+  local as=()
+  [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+  "${as[@]}" "$bin/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$PGDIR"
+}
+
+install_missing
+start_postgres
+
+all=$(go list ./...)
+race=$(echo "$all" | grep -E "$RACE_PACKAGES" || true)
+plain=$(echo "$all" | grep -vE "$RACE_PACKAGES" || true)
+
+status=0
+log "go vet"
+go vet ./... || status=1
+if [ -n "$plain" ]; then
+  log "go test"
+  go test -timeout 20m $plain || status=1
+fi
+if [ -n "$race" ]; then
+  log "go test -race"
+  go test -race -timeout 20m $race || status=1
+fi
+exit $status
