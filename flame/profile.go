@@ -1,0 +1,544 @@
+// Package flame is srekit's flame graph toolchain: one stacks model (Profile),
+// collapsers that turn profiler output (perf script, DTrace, jstack, pprof,
+// bpftrace, folded text) into it, operations around it (merge, diff, filter,
+// trim) and renderers that draw it as an interactive SVG or an offline HTML page.
+//
+// The model follows the shape of github.com/google/pprof/profile: legacy
+// formats are converted at the edge into one model, and everything else works
+// on that model only. The folded text format ("a;b;c 12", root first) of
+// Brendan Gregg's FlameGraph is the interchange format, and srekit's output is
+// byte-for-byte compatible with stackcollapse-perf.pl's.
+package flame
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/google/pprof/profile"
+)
+
+// Sample is one distinct call stack and its counts.
+type Sample struct {
+	Stack  []string // frame names, root first
+	Value  int64    // count (samples, ns, bytes...): the "before" side of a diff
+	Value2 int64    // second count, used by diffs ("after"); 0 otherwise
+}
+
+// Profile is the one stacks model every collapser produces and every renderer reads.
+type Profile struct {
+	Samples []Sample
+	Unit    string // "samples" unless known (e.g. "nanoseconds", "bytes")
+
+	// Diff is true when Value2 carries a second ("after") count, so that
+	// WriteFolded writes two columns and renderers draw a differential graph.
+	Diff bool
+
+	// Skipped reports the input lines that were not stacks and were left out.
+	Skipped Skips
+}
+
+// Skips counts input lines a parser left out, keeping the first few with
+// their line numbers so a user can find them.
+type Skips struct {
+	Count int64
+	First []Skip
+}
+
+// Skip is one input line left out by a parser, and why.
+type Skip struct {
+	Line   int64
+	Text   string // the start of the line, at most 80 bytes
+	Reason string
+}
+
+// maxSkipExamples bounds how many skipped lines are kept for the report.
+const maxSkipExamples = 10
+
+// Add records a skipped line.
+func (s *Skips) Add(line int64, text, reason string) {
+	s.Count++
+	if len(s.First) < maxSkipExamples {
+		if len(text) > 80 {
+			text = text[:80] + "..."
+		}
+		s.First = append(s.First, Skip{Line: line, Text: strings.ToValidUTF8(text, "\uFFFD"), Reason: reason})
+	}
+}
+
+// Err returns the skips as one error ("3 lines were not stacks; first: line 2: ..."),
+// or nil when nothing was skipped. Commands use it for --strict.
+func (s Skips) Err() error {
+	if s.Count == 0 {
+		return nil
+	}
+	f := s.First[0]
+	word := "lines were"
+	if s.Count == 1 {
+		word = "line was"
+	}
+	return fmt.Errorf("%d %s not stacks; first at line %d: %s: %q", s.Count, word, f.Line, f.Reason, f.Text)
+}
+
+// ErrLineTooLong is returned for an input line longer than MaxLineBytes.
+var ErrLineTooLong = errors.New("line too long")
+
+// MaxLineBytes is the longest input line any parser accepts (stacks of
+// thousands of deep C++ template frames stay well under it).
+const MaxLineBytes = 16 << 20
+
+// newLineScanner returns a scanner over lines up to MaxLineBytes long.
+func newLineScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 256<<10), MaxLineBytes)
+	return sc
+}
+
+// scanErr turns a scanner error into one clear line.
+func scanErr(err error, line int64) error {
+	if errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("line %d: %w (over %d bytes)", line+1, ErrLineTooLong, MaxLineBytes)
+	}
+	return fmt.Errorf("line %d: %w", line+1, err)
+}
+
+// ParseFolded reads flamegraph.pl's folded input: one stack per line, frames
+// root first separated by ';', then a space and a count ("a;b;c 12"), or two
+// counts for a differential profile ("a;b;c 12 15", as difffolded.pl writes).
+// Identical stacks are merged. Lines that are not stacks (as flamegraph.pl
+// ignores them) are counted in Profile.Skipped. Decimal counts are rounded.
+func ParseFolded(r io.Reader) (*Profile, error) {
+	b := newBuilder()
+	sc := newLineScanner(r)
+	var n int64
+	twoCols := 0
+	for sc.Scan() {
+		n++
+		line := sc.Bytes()
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		stack, v1, v2, two, reason := parseFoldedLine(line)
+		if reason != "" {
+			if len(bytes.TrimSpace(line)) > 0 {
+				b.p.Skipped.Add(n, string(line), reason)
+			}
+			continue
+		}
+		if two {
+			twoCols++
+		}
+		b.addJoined(stack, v1, v2)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, scanErr(err, n)
+	}
+	p := b.profile()
+	p.Diff = twoCols > 0
+	return p, nil
+}
+
+// parseFoldedLine splits "stack count [count2]". It follows flamegraph.pl:
+// the count is the last run of digits (with an optional decimal part) after
+// whitespace; a second such run before it makes a differential line.
+func parseFoldedLine(line []byte) (stack []byte, v1, v2 int64, two bool, reason string) {
+	s, last, ok := cutCount(line)
+	if !ok {
+		return nil, 0, 0, false, "no count at end of line"
+	}
+	if s2, first, ok := cutCount(s); ok {
+		if len(s2) == 0 {
+			return nil, 0, 0, false, "empty stack"
+		}
+		return s2, first, last, true, ""
+	}
+	if len(s) == 0 {
+		return nil, 0, 0, false, "empty stack"
+	}
+	return s, last, 0, false, ""
+}
+
+// cutCount splits line into what comes before the trailing whitespace and the
+// number at its end. The number is digits with an optional ".digits" part; it
+// is rounded to an integer.
+func cutCount(line []byte) (rest []byte, v int64, ok bool) {
+	end := len(line)
+	i := end
+	for i > 0 && line[i-1] >= '0' && line[i-1] <= '9' {
+		i--
+	}
+	frac := ""
+	if i > 0 && line[i-1] == '.' {
+		frac = string(line[i:end])
+		end = i - 1
+		i = end
+		for i > 0 && line[i-1] >= '0' && line[i-1] <= '9' {
+			i--
+		}
+	}
+	if i == end { // no integer digits
+		return nil, 0, false
+	}
+	if i == 0 || (line[i-1] != ' ' && line[i-1] != '\t') {
+		return nil, 0, false
+	}
+	digits := line[i:end]
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
+		return nil, 0, false // overflow
+	}
+	if frac != "" && frac[0] >= '5' && n < math.MaxInt64 {
+		n++
+	}
+	j := i
+	for j > 0 && (line[j-1] == ' ' || line[j-1] == '\t') {
+		j--
+	}
+	return line[:j], n, true
+}
+
+// WriteFolded writes the profile as folded text, sorted by stack (byte order,
+// as stackcollapse-perf.pl sorts), with identical stacks merged. Differential
+// profiles get two count columns.
+func (p *Profile) WriteFolded(w io.Writer) error {
+	q := p.Compact()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf []byte
+	for _, s := range q.Samples {
+		buf = appendJoined(buf[:0], s.Stack)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, s.Value, 10)
+		if q.Diff {
+			buf = append(buf, ' ')
+			buf = strconv.AppendInt(buf, s.Value2, 10)
+		}
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// appendJoined appends the frames joined by ';'.
+func appendJoined(buf []byte, stack []string) []byte {
+	for i, f := range stack {
+		if i > 0 {
+			buf = append(buf, ';')
+		}
+		buf = append(buf, f...)
+	}
+	return buf
+}
+
+// compareStacks orders stacks as their ';'-joined strings compare byte-wise,
+// without joining them.
+func compareStacks(a, b []string) int {
+	var ia, ib stackBytes
+	ia.s, ib.s = a, b
+	for {
+		ca, cb := ia.next(), ib.next()
+		if ca != cb {
+			if ca < cb {
+				return -1
+			}
+			return 1
+		}
+		if ca < 0 {
+			return 0
+		}
+	}
+}
+
+// stackBytes walks the bytes of a stack as if its frames were joined by ';'.
+type stackBytes struct {
+	s    []string
+	i, x int
+}
+
+// next returns the next byte, or -1 at the end.
+func (it *stackBytes) next() int {
+	if it.i >= len(it.s) {
+		return -1
+	}
+	f := it.s[it.i]
+	if it.x < len(f) {
+		it.x++
+		return int(f[it.x-1])
+	}
+	if it.i == len(it.s)-1 {
+		it.i++
+		return -1
+	}
+	it.i, it.x = it.i+1, 0
+	return ';'
+}
+
+// Compact returns a copy with identical stacks merged, empty samples (both
+// counts zero) dropped, and samples sorted by stack.
+func (p *Profile) Compact() *Profile {
+	b := newBuilder()
+	b.p.Unit = p.Unit
+	b.p.Diff = p.Diff
+	b.p.Skipped = p.Skipped
+	for _, s := range p.Samples {
+		if s.Value == 0 && s.Value2 == 0 {
+			continue
+		}
+		b.add(s.Stack, s.Value, s.Value2)
+	}
+	q := b.profile()
+	return q
+}
+
+// Total is the sum of Value over all samples (the "before" side of a diff).
+func (p *Profile) Total() int64 {
+	var t int64
+	for _, s := range p.Samples {
+		t += s.Value
+	}
+	return t
+}
+
+// Total2 is the sum of Value2 over all samples (the "after" side of a diff).
+func (p *Profile) Total2() int64 {
+	var t int64
+	for _, s := range p.Samples {
+		t += s.Value2
+	}
+	return t
+}
+
+// Merge sums the counts of identical stacks across profiles. The unit is the
+// first profile's; the result is differential if any input is.
+func Merge(ps ...*Profile) *Profile {
+	b := newBuilder()
+	for i, p := range ps {
+		if p == nil {
+			continue
+		}
+		if i == 0 || b.p.Unit == "" {
+			b.p.Unit = p.Unit
+		}
+		b.p.Diff = b.p.Diff || p.Diff
+		b.p.Skipped.Count += p.Skipped.Count
+		for _, sk := range p.Skipped.First {
+			if len(b.p.Skipped.First) < maxSkipExamples {
+				b.p.Skipped.First = append(b.p.Skipped.First, sk)
+			}
+		}
+		for _, s := range p.Samples {
+			b.add(s.Stack, s.Value, s.Value2)
+		}
+	}
+	return b.profile()
+}
+
+// Diff pairs two profiles stack by stack: Value is the count in before,
+// Value2 the count in after, as difffolded.pl does. Counts are not scaled;
+// see Normalize.
+func Diff(before, after *Profile) *Profile {
+	b := newBuilder()
+	b.p.Unit = before.Unit
+	if b.p.Unit == "" {
+		b.p.Unit = after.Unit
+	}
+	b.p.Diff = true
+	for _, s := range before.Samples {
+		b.add(s.Stack, s.Value, 0)
+	}
+	for _, s := range after.Samples {
+		b.add(s.Stack, 0, s.Value)
+	}
+	return b.profile()
+}
+
+// Normalize scales the "before" counts of a differential profile so that both
+// sides have the same total, as difffolded.pl -n does, so that a graph shows
+// changes in share rather than in volume.
+func (p *Profile) Normalize() {
+	t1, t2 := p.Total(), p.Total2()
+	if t1 == 0 || t2 == 0 || t1 == t2 {
+		return
+	}
+	for i := range p.Samples {
+		p.Samples[i].Value = int64(math.Round(float64(p.Samples[i].Value) * float64(t2) / float64(t1)))
+	}
+}
+
+// FromPprof converts a pprof profile: each sample's locations become frames,
+// root first, inlined functions expanded (outermost first). sampleIndex picks
+// the sample type (e.g. 0 for samples, 1 for cpu nanoseconds); a negative
+// index picks the profile's default sample type, or the last one.
+func FromPprof(p *profile.Profile, sampleIndex int) (*Profile, error) {
+	if p == nil {
+		return nil, errors.New("pprof: nil profile")
+	}
+	if len(p.SampleType) == 0 {
+		return nil, errors.New("pprof: profile has no sample types")
+	}
+	if sampleIndex < 0 {
+		sampleIndex = len(p.SampleType) - 1
+		if p.DefaultSampleType != "" {
+			for i, st := range p.SampleType {
+				if st.Type == p.DefaultSampleType {
+					sampleIndex = i
+				}
+			}
+		}
+	}
+	if sampleIndex >= len(p.SampleType) {
+		return nil, fmt.Errorf("pprof: sample index %d out of range: the profile has %d sample types (%s)",
+			sampleIndex, len(p.SampleType), pprofTypes(p))
+	}
+	b := newBuilder()
+	b.p.Unit = pprofUnit(p.SampleType[sampleIndex])
+	var stack []string
+	for n, s := range p.Sample {
+		if sampleIndex >= len(s.Value) {
+			return nil, fmt.Errorf("pprof: sample %d has %d values, want at least %d", n, len(s.Value), sampleIndex+1)
+		}
+		v := s.Value[sampleIndex]
+		if v < 0 {
+			return nil, fmt.Errorf("pprof: sample %d has a negative value %d (a diff-base profile? merge it first)", n, v)
+		}
+		if v == 0 {
+			continue
+		}
+		stack = stack[:0]
+		for i := len(s.Location) - 1; i >= 0; i-- {
+			loc := s.Location[i]
+			if loc == nil {
+				continue
+			}
+			if len(loc.Line) == 0 {
+				stack = append(stack, fmt.Sprintf("0x%x", loc.Address))
+				continue
+			}
+			for j := len(loc.Line) - 1; j >= 0; j-- {
+				name := ""
+				if fn := loc.Line[j].Function; fn != nil {
+					name = fn.Name
+					if name == "" {
+						name = fn.SystemName
+					}
+				}
+				if name == "" {
+					name = fmt.Sprintf("0x%x", loc.Address)
+				}
+				stack = append(stack, name)
+			}
+		}
+		if len(stack) == 0 {
+			stack = append(stack, "[unknown]")
+		}
+		b.add(stack, v, 0)
+	}
+	return b.profile(), nil
+}
+
+func pprofTypes(p *profile.Profile) string {
+	var parts []string
+	for i, st := range p.SampleType {
+		parts = append(parts, fmt.Sprintf("%d=%s/%s", i, st.Type, st.Unit))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// pprofUnit names a pprof sample type's unit in the model's words.
+func pprofUnit(st *profile.ValueType) string {
+	switch st.Unit {
+	case "", "count":
+		return "samples"
+	}
+	return st.Unit
+}
+
+// builder accumulates samples, merging identical stacks and interning frame
+// names so that millions of repeated frames share their strings.
+type builder struct {
+	p      *Profile
+	index  map[string]int    // joined stack -> index in p.Samples
+	frames map[string]string // interned frame names
+	key    []byte
+}
+
+func newBuilder() *builder {
+	return &builder{
+		p:      &Profile{Unit: "samples"},
+		index:  make(map[string]int),
+		frames: make(map[string]string),
+	}
+}
+
+func (b *builder) intern(f string) string {
+	if s, ok := b.frames[f]; ok {
+		return s
+	}
+	s := strings.Clone(f)
+	b.frames[s] = s
+	return s
+}
+
+// add merges one stack (frames root first).
+func (b *builder) add(stack []string, v1, v2 int64) {
+	b.key = appendJoined(b.key[:0], stack)
+	if i, ok := b.index[string(b.key)]; ok {
+		b.p.Samples[i].Value += v1
+		b.p.Samples[i].Value2 += v2
+		return
+	}
+	st := make([]string, len(stack))
+	for i, f := range stack {
+		st[i] = b.intern(f)
+	}
+	b.index[string(b.key)] = len(b.p.Samples)
+	b.p.Samples = append(b.p.Samples, Sample{Stack: st, Value: v1, Value2: v2})
+}
+
+// addJoined merges one stack given as ';'-joined text.
+func (b *builder) addJoined(joined []byte, v1, v2 int64) {
+	if i, ok := b.index[string(joined)]; ok {
+		b.p.Samples[i].Value += v1
+		b.p.Samples[i].Value2 += v2
+		return
+	}
+	n := bytes.Count(joined, []byte{';'}) + 1
+	st := make([]string, 0, n)
+	rest := joined
+	for {
+		i := bytes.IndexByte(rest, ';')
+		if i < 0 {
+			st = append(st, b.internBytes(rest))
+			break
+		}
+		st = append(st, b.internBytes(rest[:i]))
+		rest = rest[i+1:]
+	}
+	b.index[string(joined)] = len(b.p.Samples)
+	b.p.Samples = append(b.p.Samples, Sample{Stack: st, Value: v1, Value2: v2})
+}
+
+func (b *builder) internBytes(f []byte) string {
+	if s, ok := b.frames[string(f)]; ok {
+		return s
+	}
+	s := string(f)
+	b.frames[s] = s
+	return s
+}
+
+// profile returns the built profile with samples sorted by stack.
+func (b *builder) profile() *Profile {
+	p := b.p
+	sort.SliceStable(p.Samples, func(i, j int) bool {
+		return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0
+	})
+	return p
+}

@@ -1,0 +1,58 @@
+package flame
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestFoldedRoundTrip(t *testing.T) {
+	in := "b;c 2\na;b 3\na;b 4\nnot a stack\na 1\n"
+	p, err := ParseFolded(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Skipped.Count != 1 || p.Skipped.First[0].Line != 4 {
+		t.Errorf("skipped = %+v, want line 4", p.Skipped)
+	}
+	if got := p.Total(); got != 10 {
+		t.Errorf("Total = %d, want 10", got)
+	}
+	var buf bytes.Buffer
+	if err := p.WriteFolded(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := "a 1\na;b 7\nb;c 2\n"; buf.String() != want {
+		t.Errorf("WriteFolded = %q, want %q", buf.String(), want)
+	}
+}
+
+func TestMergeDiff(t *testing.T) {
+	a, _ := ParseFolded(strings.NewReader("x;y 1\nx 2\n"))
+	b, _ := ParseFolded(strings.NewReader("x;y 5\nz 1\n"))
+	m := Merge(a, b)
+	var buf bytes.Buffer
+	m.WriteFolded(&buf)
+	if want := "x 2\nx;y 6\nz 1\n"; buf.String() != want {
+		t.Errorf("Merge = %q, want %q", buf.String(), want)
+	}
+	d := Diff(a, b)
+	buf.Reset()
+	d.WriteFolded(&buf)
+	if want := "x 2 0\nx;y 1 5\nz 0 1\n"; buf.String() != want {
+		t.Errorf("Diff = %q, want %q", buf.String(), want)
+	}
+}
+
+func TestRenderSVG(t *testing.T) {
+	p, _ := ParseFolded(strings.NewReader("main;work 90\nmain;idle 10\n"))
+	var buf bytes.Buffer
+	if err := Render(&buf, p, RenderOptions{Title: "T<1>"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "T&lt;1&gt;", "<title>work (90 samples)</title>", "</svg>"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+}
