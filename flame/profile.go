@@ -86,27 +86,10 @@ func (s Skips) Err() error {
 	return fmt.Errorf("%d %s not stacks; first at line %d: %s: %q", s.Count, word, f.Line, f.Reason, f.Text)
 }
 
-// ErrLineTooLong is returned for an input line longer than MaxLineBytes.
-var ErrLineTooLong = errors.New("line too long")
-
-// MaxLineBytes is the longest input line any parser accepts (stacks of
-// thousands of deep C++ template frames stay well under it).
-const MaxLineBytes = 16 << 20
-
-// newLineScanner returns a scanner over lines up to MaxLineBytes long.
-func newLineScanner(r io.Reader) *bufio.Scanner {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256<<10), MaxLineBytes)
-	return sc
-}
-
-// scanErr turns a scanner error into one clear line.
-func scanErr(err error, line int64) error {
-	if errors.Is(err, bufio.ErrTooLong) {
-		return fmt.Errorf("line %d: %w (over %d bytes)", line+1, ErrLineTooLong, MaxLineBytes)
-	}
-	return fmt.Errorf("line %d: %w", line+1, err)
-}
+// MaxLineBytes is the longest input line the parsers accept; longer lines are
+// skipped and reported (stacks of thousands of deep C++ template frames stay
+// well under it).
+const MaxLineBytes = 4 << 20
 
 // ParseFolded reads flamegraph.pl's folded input: one stack per line, frames
 // root first separated by ';', then a space and a count ("a;b;c 12"), or two
@@ -115,19 +98,17 @@ func scanErr(err error, line int64) error {
 // ignores them) are counted in Profile.Skipped. Decimal counts are rounded.
 func ParseFolded(r io.Reader) (*Profile, error) {
 	b := newBuilder()
-	sc := newLineScanner(r)
-	var n int64
+	lr := NewLineReader(r, &b.p.Skipped)
 	twoCols := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if len(line) > 0 && line[len(line)-1] == '\r' {
-			line = line[:len(line)-1]
+	for {
+		line, ok := lr.Next()
+		if !ok {
+			break
 		}
 		stack, v1, v2, two, reason := parseFoldedLine(line)
 		if reason != "" {
 			if len(bytes.TrimSpace(line)) > 0 {
-				b.p.Skipped.Add(n, string(line), reason)
+				b.p.Skipped.Add(lr.Line(), string(line), reason)
 			}
 			continue
 		}
@@ -136,8 +117,8 @@ func ParseFolded(r io.Reader) (*Profile, error) {
 		}
 		b.addJoined(stack, v1, v2)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, scanErr(err, n)
+	if err := lr.Err(); err != nil {
+		return nil, err
 	}
 	p := b.profile()
 	p.Diff = twoCols > 0
@@ -458,6 +439,16 @@ func pprofUnit(st *profile.ValueType) string {
 		return "samples"
 	}
 	return st.Unit
+}
+
+// FromCounts makes a profile from counts keyed by ';'-joined stacks, root
+// first (the form collapsers accumulate in).
+func FromCounts(counts map[string]int64) *Profile {
+	b := newBuilder()
+	for k, v := range counts {
+		b.addJoined([]byte(k), v, 0)
+	}
+	return b.profile()
 }
 
 // builder accumulates samples, merging identical stacks and interning frame
