@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   chromium          # browser tests of every page (chromedp)
   postgresql        # the shared-state store engine
+  gcab              # firmware: cabinet cross-check (firmware/cab)
+  fwupd             # firmware: fwupdtool get-details accepts srekit firmware pack
 )
 
 # Packages whose tests run concurrent code get -race.
