@@ -1,0 +1,54 @@
+package caa
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParseIssueValue checks that the two value parsers never panic, that
+// what the strict parser accepts is well formed, and that the record builder
+// produces values the strict parser accepts.
+func FuzzParseIssueValue(f *testing.F) {
+	for _, s := range []string{
+		"letsencrypt.org", ";", "", " ca.example ; accounturi=https://a/b/1; validationmethods=dns-01,http-01",
+		"ca.example; a-b=1", "ca.example;; x", "%%%%%", "ca.example.", "ca.example; a=b=c", "\tca\t;\t", "ca.example; a=é",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseIssueValue(s)
+		if err == nil {
+			if v.Domain != "" && !validIssuerDomain(v.Domain) {
+				t.Fatalf("%q: accepted bad domain %q", s, v.Domain)
+			}
+			for _, p := range v.Params {
+				if !validLabel(p.Tag) || !validParamValue(p.Value) || strings.ContainsAny(p.Value, "; \t") {
+					t.Fatalf("%q: accepted bad parameter %+v", s, p)
+				}
+			}
+			// Rebuilding the value from its parts parses to the same thing.
+			re := v.Domain
+			for _, p := range v.Params {
+				re += "; " + p.Tag + "=" + p.Value
+			}
+			v2, err := ParseIssueValue(re)
+			if err != nil || v2.Domain != v.Domain || len(v2.Params) != len(v.Params) {
+				t.Fatalf("%q: rebuilt %q parses as %+v, %v", s, re, v2, err)
+			}
+		}
+		if b, err := ParseIssueValueBoulder(s); err == nil {
+			for _, p := range b.Params {
+				if !validParamValue(p.Value) {
+					t.Fatalf("%q: boulder parser accepted value %q", s, p.Value)
+				}
+			}
+		}
+		ParseValidationMethods(s)
+		ParseIodef(s)
+		// Evaluate over a record with this value must not panic under either profile.
+		for _, p := range []Profile{ProfileRFC8659, ProfileLetsEncrypt} {
+			Evaluate(Request{Name: "example.com", Issuer: "ca.example", AccountURI: "https://a/b/1", Method: "dns-01", Profile: p},
+				[]Lookup{{Name: "example.com.", Records: []Record{{Tag: "issue", Value: s}, {Flag: 1, Tag: s, Value: s}}}})
+		}
+	})
+}
