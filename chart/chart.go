@@ -19,6 +19,9 @@ type Series struct {
 	Y      []float64
 	Color  string // CSS colour; a palette colour when empty
 	Dashed bool
+	// PointLabels, when set, are written beside the points of a line series
+	// (e.g. step numbers on a cost-versus-availability chart).
+	PointLabels []string
 }
 
 // RefLine is a horizontal line across the plot, such as a price or a threshold.
@@ -55,7 +58,7 @@ const (
 	padLeft   = 64
 	padRight  = 16
 	padTop    = 30
-	padBottom = 46
+	padBottom = 60
 )
 
 func (c *Chart) size() (int, int) {
@@ -214,6 +217,12 @@ func (c Chart) render(bars bool) string {
 					fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`, xy[0], xy[1], color(s, i))
 				}
 			}
+			for j, label := range s.PointLabels {
+				if j >= len(s.X) || j >= len(s.Y) || math.IsNaN(s.Y[j]) || math.IsInf(s.Y[j], 0) {
+					continue
+				}
+				fmt.Fprintf(&b, `<text class="point-label" x="%.1f" y="%.1f">%s</text>`, sx(s.X[j])+4, sy(s.Y[j])-5, html.EscapeString(label))
+			}
 		}
 	}
 	for _, r := range c.Refs {
@@ -269,8 +278,8 @@ func (c Chart) drawBars(b *strings.Builder, pw float64, sy func(float64) float64
 				html.EscapeString(label), html.EscapeString(formatNum(s.Y[gi])))
 		}
 		lab := label
-		if len(lab) > 14 {
-			lab = lab[:13] + "…"
+		if r := []rune(lab); len(r) > 20 {
+			lab = string(r[:19]) + "…"
 		}
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end" transform="rotate(-30 %.1f %.1f)">%s</text>`,
 			gx+group*0.4, sy(math.Max(ymin, 0))+14, gx+group*0.4, sy(math.Max(ymin, 0))+14, html.EscapeString(lab))

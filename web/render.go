@@ -45,6 +45,14 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.2f", f)
 	},
 	"safeHTML": func(s string) template.HTML { return template.HTML(s) },
+	"paysOff": paysOff,
+	// pctp shows an optional fraction as a percentage, "-" when absent.
+	"pctp": func(f *float64) string {
+		if f == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.4f%%", *f*100)
+	},
 }
 
 // pageTemplate parses layout.html with one page file (templates/NAME), once.
