@@ -45,7 +45,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.2f", f)
 	},
 	"safeHTML": func(s string) template.HTML { return template.HTML(s) },
-	"paysOff": paysOff,
+	"paysOff":  paysOff,
 	// pctp shows an optional fraction as a percentage, "-" when absent.
 	"pctp": func(f *float64) string {
 		if f == nil {
