@@ -1,0 +1,332 @@
+package ct
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fetcher does a log's HTTP GETs with the pacing logs ask for: a request
+// rate per log, a shared pause when the log answers 429 or 503 (for as long
+// as Retry-After says), and exponential backoff on other failures.
+type Fetcher struct {
+	HTTP      *http.Client
+	Rate      float64 // requests per second; 0 means no limit
+	UserAgent string
+	// MaxRetries bounds consecutive failures of one request (8 when zero).
+	MaxRetries int
+
+	mu        sync.Mutex
+	notBefore time.Time // no request before this (Retry-After)
+	nextSlot  time.Time // rate limiter
+
+	Requests  atomic.Int64
+	Throttled atomic.Int64 // 429/503 answers
+}
+
+// HTTPError is a non-success answer.
+type HTTPError struct {
+	URL    string
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("GET %s: HTTP %d %s", e.URL, e.Status, e.Body)
+}
+
+// wait blocks until the log may be asked again.
+func (f *Fetcher) wait(ctx context.Context) error {
+	f.mu.Lock()
+	now := time.Now()
+	at := now
+	if f.notBefore.After(at) {
+		at = f.notBefore
+	}
+	if f.Rate > 0 {
+		if f.nextSlot.After(at) {
+			at = f.nextSlot
+		}
+		f.nextSlot = at.Add(time.Duration(float64(time.Second) / f.Rate))
+	}
+	f.mu.Unlock()
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		// A 429 may have arrived while this request waited for its slot.
+		f.mu.Lock()
+		nb := f.notBefore
+		f.mu.Unlock()
+		if nb.After(time.Now()) {
+			return f.wait(ctx)
+		}
+	}
+	return nil
+}
+
+// pause holds every request to the log until d from now.
+func (f *Fetcher) pause(d time.Duration) {
+	f.mu.Lock()
+	if t := time.Now().Add(d); t.After(f.notBefore) {
+		f.notBefore = t
+	}
+	f.mu.Unlock()
+}
+
+// retryAfter reads a Retry-After header (seconds or an HTTP date).
+func retryAfter(h string, def time.Duration) time.Duration {
+	if h == "" {
+		return def
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, 10*time.Minute)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(time.Until(t), 0), 10*time.Minute)
+	}
+	return def
+}
+
+// Get fetches url, retrying as the pacing rules say. A 404 is returned at
+// once (as *HTTPError) because the caller may have a fallback.
+func (f *Fetcher) Get(ctx context.Context, url string) ([]byte, error) {
+	hc := f.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	maxRetries := f.MaxRetries
+	if maxRetries <= 0 {
+		maxRetries = 8
+	}
+	backoff := 250 * time.Millisecond
+	var lastErr error
+	for attempt := 0; attempt <= maxRetries; attempt++ {
+		if err := f.wait(ctx); err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if f.UserAgent != "" {
+			req.Header.Set("User-Agent", f.UserAgent)
+		}
+		f.Requests.Add(1)
+		resp, err := hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = fmt.Errorf("GET %s: %w", url, err)
+		} else {
+			body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusOK && rerr == nil:
+				return body, nil
+			case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+				f.Throttled.Add(1)
+				f.pause(retryAfter(resp.Header.Get("Retry-After"), backoff))
+				lastErr = &HTTPError{URL: url, Status: resp.StatusCode}
+				attempt-- // being told to wait is not a failure; the pause paces it
+				if f.Throttled.Load() > 10000 {
+					return nil, lastErr
+				}
+				continue
+			case resp.StatusCode == http.StatusNotFound || (resp.StatusCode >= 400 && resp.StatusCode < 500):
+				return nil, &HTTPError{URL: url, Status: resp.StatusCode, Body: strings.TrimSpace(string(truncate(body, 200)))}
+			case rerr != nil:
+				lastErr = fmt.Errorf("GET %s: %w", url, rerr)
+			default:
+				lastErr = &HTTPError{URL: url, Status: resp.StatusCode, Body: strings.TrimSpace(string(truncate(body, 200)))}
+			}
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	return nil, lastErr
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// Client reads one log, through either API.
+type Client interface {
+	// TreeHead fetches the newest tree head (its signature is not yet checked).
+	TreeHead(ctx context.Context) (*TreeHead, error)
+	// Entries fetches entries from start, up to end (exclusive), in a tree of
+	// size treeSize. It may return fewer than asked, never none without an error.
+	Entries(ctx context.Context, start, end, treeSize uint64) ([]Entry, error)
+	// Batch is the natural number of entries per request.
+	Batch() uint64
+	// Fetcher is the paced HTTP fetcher behind the client.
+	Fetcher() *Fetcher
+}
+
+// NewClient returns the client for l's API.
+func NewClient(l *LogInfo, f *Fetcher, batch uint64) Client {
+	if l.Kind == Static {
+		origin := strings.TrimSuffix(l.SubmissionURL, "/")
+		if i := strings.Index(origin, "://"); i >= 0 {
+			origin = origin[i+3:]
+		}
+		return &staticClient{log: l, f: f, origin: origin}
+	}
+	if batch == 0 {
+		batch = 256
+	}
+	return &rfcClient{log: l, f: f, batch: batch}
+}
+
+type rfcClient struct {
+	log   *LogInfo
+	f     *Fetcher
+	batch uint64
+}
+
+func (c *rfcClient) Batch() uint64     { return c.batch }
+func (c *rfcClient) Fetcher() *Fetcher { return c.f }
+
+func (c *rfcClient) TreeHead(ctx context.Context) (*TreeHead, error) {
+	body, err := c.f.Get(ctx, c.log.URL+"ct/v1/get-sth")
+	if err != nil {
+		return nil, err
+	}
+	return ParseSTH(body)
+}
+
+func (c *rfcClient) Entries(ctx context.Context, start, end, treeSize uint64) ([]Entry, error) {
+	body, err := c.f.Get(ctx, fmt.Sprintf("%sct/v1/get-entries?start=%d&end=%d", c.log.URL, start, end-1))
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEntries(body, start, end)
+}
+
+// ParseGetEntries parses an RFC 6962 get-entries response for entries from start.
+func ParseGetEntries(body []byte, start, end uint64) ([]Entry, error) {
+	var r struct {
+		Entries []struct {
+			Leaf  []byte `json:"leaf_input"`
+			Extra []byte `json:"extra_data"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("get-entries: %w", err)
+	}
+	if len(r.Entries) == 0 {
+		return nil, errors.New("get-entries: no entries")
+	}
+	if uint64(len(r.Entries)) > end-start {
+		return nil, fmt.Errorf("get-entries: %d entries, asked for %d", len(r.Entries), end-start)
+	}
+	out := make([]Entry, len(r.Entries))
+	for i, re := range r.Entries {
+		e := &out[i]
+		e.Index = start + uint64(i)
+		if err := ParseLeafInput(re.Leaf, e); err != nil {
+			// Keep the raw leaf hash so the tree still verifies; the entry
+			// is reported as unparseable by the monitor.
+			*e = Entry{Index: e.Index, LeafHash: LeafHash(re.Leaf), Type: 0xffff}
+			continue
+		}
+		if err := ParseExtraData(re.Extra, e); err != nil {
+			e.Chain, e.PreCert = nil, nil
+		}
+	}
+	return out, nil
+}
+
+type staticClient struct {
+	log    *LogInfo
+	f      *Fetcher
+	origin string
+}
+
+func (c *staticClient) Batch() uint64     { return 256 }
+func (c *staticClient) Fetcher() *Fetcher { return c.f }
+
+func (c *staticClient) TreeHead(ctx context.Context) (*TreeHead, error) {
+	body, err := c.f.Get(ctx, c.log.URL+"checkpoint")
+	if err != nil {
+		return nil, err
+	}
+	return ParseCheckpoint(body, c.origin, c.log.ID)
+}
+
+// TilePath formats a tile index as static-ct-api path elements: 1234067 is
+// "x001/x234/067".
+func TilePath(n uint64) string {
+	s := fmt.Sprintf("%03d", n%1000)
+	for n >= 1000 {
+		n /= 1000
+		s = fmt.Sprintf("x%03d/%s", n%1000, s)
+	}
+	return s
+}
+
+func (c *staticClient) Entries(ctx context.Context, start, end, treeSize uint64) ([]Entry, error) {
+	n := start / 256
+	first := n * 256
+	width := min(treeSize-first, 256)
+	url := c.log.URL + "tile/data/" + TilePath(n)
+	if width < 256 {
+		url += fmt.Sprintf(".p/%d", width)
+	}
+	body, err := c.f.Get(ctx, url)
+	var he *HTTPError
+	if width < 256 && errors.As(err, &he) && he.Status == http.StatusNotFound {
+		// The partial tile may be gone because the full tile now exists.
+		body, err = c.f.Get(ctx, c.log.URL+"tile/data/"+TilePath(n))
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries, err := ParseDataTile(body, first)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(entries)) < width {
+		return nil, fmt.Errorf("data tile %d: %d entries, want %d", n, len(entries), width)
+	}
+	lo, hi := start-first, min(end-first, uint64(len(entries)))
+	return entries[lo:hi], nil
+}
+
+// Consistency fetches an RFC 6962 consistency proof between two tree sizes.
+func ConsistencyProof(ctx context.Context, f *Fetcher, l *LogInfo, first, second uint64) ([][]byte, error) {
+	body, err := f.Get(ctx, fmt.Sprintf("%sct/v1/get-sth-consistency?first=%d&second=%d", l.URL, first, second))
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Consistency [][]byte `json:"consistency"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("get-sth-consistency: %w", err)
+	}
+	return r.Consistency, nil
+}
