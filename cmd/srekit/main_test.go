@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// srekitBin is the srekit binary built once for the tests that run it as a
+// user would: exit codes, stderr and signals are part of what is tested.
+var srekitBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "srekit-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srekitBin = filepath.Join(dir, "srekit")
+	build := exec.Command("go", "build", "-o", srekitBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build srekit:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs srekit with args and returns stdout, stderr and the exit code.
+func run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(srekitBin, args...)
+	cmd.Env = append(os.Environ(), "SREKIT_DB="+filepath.Join(t.TempDir(), "cli.db"))
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestHelpListsParts(t *testing.T) {
+	out, _, code := run(t, "", "--help")
+	if code != 0 || !strings.Contains(out, "cost") || !strings.Contains(out, "serve") || !strings.Contains(out, "completion") {
+		t.Fatalf("--help (exit %d):\n%s", code, out)
+	}
+	out, _, code = run(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "srekit ") {
+		t.Fatalf("version (exit %d): %q", code, out)
+	}
+}
+
+func TestCostExampleLaaS(t *testing.T) {
+	out, _, code := run(t, "", "cost", "example", "laas")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, fig := range []string{"1.13", "8.33", "5.33", "1.12", "2.08", "2.09", "2.22", "2.43", "2.51", "2.45", "4.98"} {
+		if !strings.Contains(out, " "+fig+" ") {
+			t.Errorf("output lacks break-even %s:\n%s", fig, out)
+		}
+	}
+	if !strings.Contains(out, "assumption") {
+		t.Error("output shows no assumptions")
+	}
+	// csv and json
+	csvOut, _, code := run(t, "", "cost", "example", "laas", "-o", "csv")
+	if code != 0 || strings.Count(csvOut, "\n") != 12 {
+		t.Errorf("csv (exit %d): %d lines", code, strings.Count(csvOut, "\n"))
+	}
+	jsonOut, _, code := run(t, "", "cost", "example", "laas", "-o", "json")
+	if code != 0 || !strings.Contains(jsonOut, `"break_even"`) {
+		t.Errorf("json (exit %d)", code)
+	}
+}
+
+func TestCostRunFileAndBadInput(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "laas.yaml")
+	if _, _, code := run(t, "", "cost", "example", "laas", "--write", path); code != 0 {
+		t.Fatal("--write failed")
+	}
+	out, _, code := run(t, "", "cost", "run", path)
+	if code != 0 || !strings.Contains(out, "4.98") {
+		t.Fatalf("cost run (exit %d):\n%s", code, out)
+	}
+	out, _, code = run(t, "units_per_month: 10\nmeasures: [{name: rent, monthly: [{name: rent, cost: 50}]}]\n", "cost", "run", "-")
+	if code != 0 || !strings.Contains(out, "5.00") {
+		t.Fatalf("cost run - (exit %d):\n%s", code, out)
+	}
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"units_per_month: 1\nmeasures:\n  - name: a\n    capital: [{name: x, price: 1, lifetime_months: -3}]\n", []string{"cost", "run", "-"}, 1, "stdin:4: measures[0].capital[0].lifetime_months: must be positive"},
+		{"", []string{"cost", "run", filepath.Join(dir, "missing.yaml")}, 1, "no such file"},
+		{"", []string{"cost", "example", "nope"}, 2, "no built-in scenario"},
+		{"", []string{"cost", "availability", "series", "99.9", "banana"}, 2, "not a number"},
+		{"", []string{"cost", "availability", "kofn", "--k", "4", "--n", "3", "--unit", "0.9"}, 2, "k <= n"},
+		{"", []string{"cost", "run"}, 2, "accepts 1 arg"},
+		{"", []string{"cost", "run", path, "-o", "xml"}, 2, "want table, json or csv"},
+	} {
+		_, stderr, code := run(t, tc.stdin, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+		if strings.Count(strings.TrimSpace(stderr), "\n") > 0 || strings.Contains(stderr, "panic") {
+			t.Errorf("%v: stderr is not one line: %q", tc.args, stderr)
+		}
+	}
+}
+
+func TestAvailabilityCommands(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cost", "availability", "steady", "--mtbf", "999h", "--mttr", "1h"}, "99.900000%"},
+		{[]string{"cost", "availability", "kofn", "--k", "1", "--n", "3", "--unit", "90%"}, "1 of 3: 0.999 "},
+		{[]string{"cost", "availability", "series", "0.99", "0.99"}, "0.9801"},
+		{[]string{"cost", "availability", "parallel", "99", "99"}, "0.9999"},
+		{[]string{"cost", "availability", "downtime", "99.9"}, "43m12s"},
+		{[]string{"cost", "availability", "downtime", "99.9", "--month", "avg"}, "43m49.8s"},
+	} {
+		out, stderr, code := run(t, "", tc.args...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: exit %d, out %q, stderr %q; want %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+}
+
+// TestServeDemoAndGracefulShutdown starts `srekit serve --demo` as a user
+// would, checks /healthz and /cost, and stops it with SIGTERM.
+func TestServeDemoAndGracefulShutdown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(srekitBin, "serve", "--demo", "--addr", addr, "--db", filepath.Join(t.TempDir(), "serve.db"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("server did not become healthy: %s", stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/cost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(body.String(), "4.98") {
+		t.Fatal("/cost on the demo server lacks the LaaS figures")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v after SIGTERM: %s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop within 15 s of SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "shutting down") {
+		t.Errorf("no shutdown log line: %s", stderr.String())
+	}
+}
