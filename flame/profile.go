@@ -97,7 +97,18 @@ const MaxLineBytes = 4 << 20
 // Identical stacks are merged. Lines that are not stacks (as flamegraph.pl
 // ignores them) are counted in Profile.Skipped. Decimal counts are rounded.
 func ParseFolded(r io.Reader) (*Profile, error) {
+	return parseFolded(r, false)
+}
+
+// ParseFoldedOrdered is ParseFolded keeping the input order and not merging
+// identical stacks, as a flame chart (time on the x axis) needs.
+func ParseFoldedOrdered(r io.Reader) (*Profile, error) {
+	return parseFolded(r, true)
+}
+
+func parseFolded(r io.Reader, ordered bool) (*Profile, error) {
 	b := newBuilder()
+	b.ordered = ordered
 	lr := NewLineReader(r, &b.p.Skipped)
 	twoCols := 0
 	for {
@@ -454,10 +465,11 @@ func FromCounts(counts map[string]int64) *Profile {
 // builder accumulates samples, merging identical stacks and interning frame
 // names so that millions of repeated frames share their strings.
 type builder struct {
-	p      *Profile
-	index  map[string]int    // joined stack -> index in p.Samples
-	frames map[string]string // interned frame names
-	key    []byte
+	p       *Profile
+	index   map[string]int    // joined stack -> index in p.Samples
+	ordered bool              // keep input order, do not merge
+	frames  map[string]string // interned frame names
+	key     []byte
 }
 
 func newBuilder() *builder {
@@ -495,7 +507,7 @@ func (b *builder) add(stack []string, v1, v2 int64) {
 
 // addJoined merges one stack given as ';'-joined text.
 func (b *builder) addJoined(joined []byte, v1, v2 int64) {
-	if i, ok := b.index[string(joined)]; ok {
+	if i, ok := b.index[string(joined)]; ok && !b.ordered {
 		b.p.Samples[i].Value += v1
 		b.p.Samples[i].Value2 += v2
 		return
@@ -512,7 +524,9 @@ func (b *builder) addJoined(joined []byte, v1, v2 int64) {
 		st = append(st, b.internBytes(rest[:i]))
 		rest = rest[i+1:]
 	}
-	b.index[string(joined)] = len(b.p.Samples)
+	if !b.ordered {
+		b.index[string(joined)] = len(b.p.Samples)
+	}
 	b.p.Samples = append(b.p.Samples, Sample{Stack: st, Value: v1, Value2: v2})
 }
 
@@ -528,6 +542,9 @@ func (b *builder) internBytes(f []byte) string {
 // profile returns the built profile with samples sorted by stack.
 func (b *builder) profile() *Profile {
 	p := b.p
+	if b.ordered {
+		return p
+	}
 	sort.SliceStable(p.Samples, func(i, j int) bool {
 		return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0
 	})

@@ -44,15 +44,3 @@ func TestMergeDiff(t *testing.T) {
 	}
 }
 
-func TestRenderSVG(t *testing.T) {
-	p, _ := ParseFolded(strings.NewReader("main;work 90\nmain;idle 10\n"))
-	var buf bytes.Buffer
-	if err := Render(&buf, p, RenderOptions{Title: "T<1>"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"<svg", "T&lt;1&gt;", "<title>work (90 samples)</title>", "</svg>"} {
-		if !strings.Contains(buf.String(), want) {
-			t.Errorf("SVG lacks %q", want)
-		}
-	}
-}
