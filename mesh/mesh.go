@@ -1,0 +1,409 @@
+// Package mesh is srekit's front-door proxy: it routes each request by host
+// and path to a cluster of endpoints labelled with region and zone, and
+// sends it to the fastest healthy endpoint.
+//
+// It follows the shape of Caddy's reverse_proxy: small pieces behind one
+// interface each. A Balancer picks among endpoints (power of two choices
+// over peak-EWMA latency by default, as Linkerd does; least request; round
+// robin); around it sit active health checks, passive outlier ejection with
+// panic mode, a locality preference for the front door's region, a circuit
+// breaker on requests in flight, and retries of idempotent requests limited
+// by a retry budget, with optional hedging of GETs. Connections to backends
+// are pooled warm (net/http's default of two idle connections per host makes
+// every burst dial). Timings per endpoint and region go to Prometheus and to
+// a per-region percentile series (Timings) for the talk's timings chart.
+//
+// The configuration is a YAML file (Config); Reload swaps it in without
+// dropping a request: in-flight requests finish on the state they started
+// with, and endpoints keep their pools and statistics.
+package mesh
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Mesh is a running proxy. Create it with New, then Start it.
+type Mesh struct {
+	log     *slog.Logger
+	access  *slog.Logger
+	metrics *metrics
+	timings *Timings
+
+	state atomic.Pointer[state]
+
+	mu        sync.Mutex // serialises Reload and Close
+	cfg       *Config
+	path      string
+	servers   []*http.Server
+	addrs     []net.Addr
+	admin     *http.Server
+	adminAddr net.Addr
+	stopRoll  chan struct{}
+	accessF   *os.File
+}
+
+// state is everything a request needs, swapped atomically on reload.
+type state struct {
+	routes   []*route
+	clusters map[string]*cluster
+}
+
+type route struct {
+	Route
+	cluster *cluster
+}
+
+// match finds the route for host and path: the longest path prefix, then a
+// specific host over the catch-all.
+func (s *state) match(host, path string) *route {
+	host = strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	var best *route
+	for _, r := range s.routes {
+		if r.Host != "" && !strings.EqualFold(r.Host, host) {
+			continue
+		}
+		if !pathHasPrefix(path, r.PathPrefix) {
+			continue
+		}
+		if best == nil || len(r.PathPrefix) > len(best.PathPrefix) ||
+			(len(r.PathPrefix) == len(best.PathPrefix) && best.Host == "" && r.Host != "") {
+			best = r
+		}
+	}
+	return best
+}
+
+// pathHasPrefix matches whole segments: /api matches /api and /api/x, not /apix.
+func pathHasPrefix(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// New builds a mesh from a validated config. path is the file to re-read on
+// Reload ("" if the config did not come from a file).
+func New(cfg *Config, path string, log *slog.Logger) (*Mesh, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Mesh{log: log, metrics: newMetrics(), cfg: cfg, path: path}
+	m.timings = NewTimings(cfg.TimingsInterval.D(10*time.Second), 360)
+	st, err := m.build(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.state.Store(st)
+	if err := m.openAccessLog(cfg.AccessLog); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Mesh) openAccessLog(where string) error {
+	switch where {
+	case "":
+		return nil
+	case "stderr":
+		m.access = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	case "stdout":
+		m.access = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	default:
+		f, err := os.OpenFile(where, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return fmt.Errorf("access log: %w", err)
+		}
+		m.accessF = f
+		m.access = slog.New(slog.NewJSONHandler(f, nil))
+	}
+	return nil
+}
+
+func (m *Mesh) build(cfg *Config, old *state) (*state, error) {
+	st := &state{clusters: map[string]*cluster{}}
+	for _, cc := range cfg.Clusters {
+		var prev *cluster
+		if old != nil {
+			prev = old.clusters[cc.Name]
+		}
+		c, err := newCluster(cc, cfg.Region, prev, m.metrics, m.log)
+		if err != nil {
+			return nil, err
+		}
+		st.clusters[cc.Name] = c
+	}
+	for _, r := range cfg.Routes {
+		st.routes = append(st.routes, &route{Route: r, cluster: st.clusters[r.Cluster]})
+	}
+	return st, nil
+}
+
+// Start opens the listeners and the admin listener and starts health checks.
+// It returns once everything listens; Close stops it.
+func (m *Mesh) Start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.state.Load().clusters {
+		c.start()
+	}
+	for _, l := range m.cfg.Listeners {
+		srv, ln, err := m.listen(l)
+		if err != nil {
+			m.closeLocked()
+			return err
+		}
+		m.servers = append(m.servers, srv)
+		m.addrs = append(m.addrs, ln.Addr())
+		go srv.Serve(ln)
+	}
+	if a := m.cfg.Admin; a != "off" {
+		if a == "" {
+			a = "127.0.0.1:9901"
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			m.closeLocked()
+			return fmt.Errorf("admin listener: %w", err)
+		}
+		m.adminAddr = ln.Addr()
+		m.admin = &http.Server{Handler: m.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go m.admin.Serve(ln)
+	}
+	m.stopRoll = make(chan struct{})
+	go m.rollLoop(m.stopRoll)
+	return nil
+}
+
+func (m *Mesh) rollLoop(stop chan struct{}) {
+	t := time.NewTicker(m.timings.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			m.timings.Roll(now)
+		}
+	}
+}
+
+func (m *Mesh) listen(l Listener) (*http.Server, net.Listener, error) {
+	maxHdr := l.MaxHeaderBytes
+	if maxHdr == 0 {
+		maxHdr = 64 << 10
+	}
+	srv := &http.Server{
+		Handler:           &handler{m: m, l: l},
+		MaxHeaderBytes:    maxHdr,
+		ReadHeaderTimeout: l.ReadHeaderTimeout.D(10 * time.Second),
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	if l.H2C {
+		p.SetUnencryptedHTTP2(true)
+	}
+	if l.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(l.Cert, l.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listener %s: %w", l.Addr, err)
+		}
+		p.SetHTTP2(true)
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}
+	}
+	srv.Protocols = &p
+	ln, err := net.Listen("tcp", l.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listener %s: %w", l.Addr, err)
+	}
+	if srv.TLSConfig != nil {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	return srv, ln, nil
+}
+
+// Addrs returns the listeners' addresses (useful with port 0).
+func (m *Mesh) Addrs() []net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]net.Addr(nil), m.addrs...)
+}
+
+// AdminAddr returns the admin listener's address, nil when it is off.
+func (m *Mesh) AdminAddr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.adminAddr
+}
+
+// Timings returns the per-region timings.
+func (m *Mesh) Timings() *Timings { return m.timings }
+
+// Report returns the timings with the endpoints' current state.
+func (m *Mesh) Report() TimingsReport {
+	rep := m.timings.Report()
+	rep.Endpoints = m.Endpoints()
+	return rep
+}
+
+// Endpoints returns a snapshot of every endpoint of every cluster.
+func (m *Mesh) Endpoints() []EndpointStatus {
+	now := time.Now()
+	var out []EndpointStatus
+	st := m.state.Load()
+	for _, cc := range m.currentConfig().Clusters {
+		if c := st.clusters[cc.Name]; c != nil {
+			for _, e := range c.endpoints() {
+				out = append(out, e.Status(now))
+			}
+		}
+	}
+	return out
+}
+
+func (m *Mesh) currentConfig() *Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+// Reload re-reads the config file and swaps it in. A bad file leaves the
+// running config as it was. Listener and admin changes need a restart and
+// are reported as an error after the rest has been applied.
+func (m *Mesh) Reload() error {
+	if m.path == "" {
+		return errors.New("the mesh was not started from a file")
+	}
+	cfg, err := LoadConfig(m.path)
+	if err != nil {
+		m.metrics.reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	return m.Apply(cfg)
+}
+
+// Apply swaps in a new config: new clusters are built (reusing endpoints and
+// warm transports), published atomically, and the old ones stopped. Requests
+// in flight keep the state they started with, so none is dropped.
+func (m *Mesh) Apply(cfg *Config) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.state.Load()
+	st, err := m.build(cfg, old)
+	if err != nil {
+		m.metrics.reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	if m.servers != nil {
+		for _, c := range st.clusters {
+			c.start()
+		}
+	}
+	m.state.Store(st)
+	reused := map[*http.Transport]bool{}
+	for _, c := range st.clusters {
+		reused[c.transport] = true
+	}
+	for _, c := range old.clusters {
+		if m.servers != nil {
+			go func() {
+				// Let requests on the old state finish before idle
+				// connections of a replaced transport are closed.
+				time.Sleep(time.Second)
+				c.close(!reused[c.transport])
+			}()
+		}
+	}
+	listenersChanged := fmt.Sprint(cfg.Listeners) != fmt.Sprint(m.cfg.Listeners) || cfg.Admin != m.cfg.Admin
+	cfg.Listeners, cfg.Admin = m.cfg.Listeners, m.cfg.Admin
+	m.cfg = cfg
+	m.metrics.reloads.WithLabelValues("ok").Inc()
+	m.log.Info("config reloaded", "clusters", len(cfg.Clusters), "routes", len(cfg.Routes))
+	if listenersChanged {
+		return errors.New("routes and clusters reloaded; listener and admin changes need a restart")
+	}
+	return nil
+}
+
+// Close stops the listeners, letting requests in flight finish (up to ctx),
+// and the clusters' background work.
+func (m *Mesh) Close(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, s := range m.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	m.closeLocked()
+	return errors.Join(errs...)
+}
+
+func (m *Mesh) closeLocked() {
+	if m.admin != nil {
+		m.admin.Close()
+		m.admin = nil
+	}
+	if m.stopRoll != nil {
+		close(m.stopRoll)
+		m.stopRoll = nil
+	}
+	if st := m.state.Load(); st != nil && m.servers != nil {
+		for _, c := range st.clusters {
+			c.close(true)
+		}
+	}
+	m.servers = nil
+	if m.accessF != nil {
+		m.accessF.Close()
+		m.accessF = nil
+	}
+}
+
+// AdminHandler serves /metrics, /healthz, GET /api/v1/mesh/timings,
+// GET /api/v1/mesh/endpoints and POST /api/v1/mesh/reload. It listens on
+// loopback by default: it can reload the config.
+func (m *Mesh) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /api/v1/mesh/timings", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Report()) })
+	mux.HandleFunc("GET /api/v1/mesh/endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Endpoints()) })
+	mux.HandleFunc("POST /api/v1/mesh/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := m.Reload(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]string{"status": "reloaded"})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
