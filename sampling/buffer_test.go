@@ -1,0 +1,171 @@
+package sampling
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// keepErrors keeps traces with an error, drops the rest.
+func keepErrors(t *Trace, _ Trigger) Decision {
+	if t.HasError {
+		return Decision{Keep: true, Threshold: KeepAll, Policy: "errors", Reason: "policy"}
+	}
+	return Decision{Reason: "no_match"}
+}
+
+func newTestBuffer(cfg BufferConfig, d Decider) (*Buffer, *sink, *fakeClock) {
+	k := newSink()
+	b := NewBuffer(cfg, d, k.emit)
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	b.now = clk.now
+	return b, k, clk
+}
+
+func TestBufferDecidesAfterRootPlusWait(t *testing.T) {
+	b, k, clk := newTestBuffer(BufferConfig{DecisionWait: time.Second, TraceTimeout: 10 * time.Second}, keepErrors)
+	id := tid(1, 1)
+	b.Add(traces(spanSpec{service: "db", name: "query", trace: id, id: 2, parent: 1, err: true}))
+	clk.advance(2 * time.Second)
+	b.Tick()
+	if k.count(id) != 0 {
+		t.Fatal("decided before the root arrived or the timeout")
+	}
+	b.Add(traces(spanSpec{service: "api", name: "GET /", trace: id, id: 1}))
+	clk.advance(999 * time.Millisecond)
+	b.Tick()
+	if k.count(id) != 0 {
+		t.Fatal("decided before root + wait")
+	}
+	clk.advance(2 * time.Millisecond)
+	b.Tick()
+	if k.count(id) != 2 {
+		t.Fatalf("kept %d spans, want 2", k.count(id))
+	}
+	if got := b.Stats().Decided[TriggerRoot].Load(); got != 1 {
+		t.Fatalf("root decisions %d", got)
+	}
+	for _, ts := range k.spans[id] {
+		if !strings.HasPrefix(ts, "ot=th:0") {
+			t.Fatalf("kept span tracestate %q lacks the applied threshold", ts)
+		}
+	}
+	// A late span follows the decision, with the same threshold.
+	b.Add(traces(spanSpec{service: "cache", name: "get", trace: id, id: 3, parent: 1}))
+	if k.count(id) != 3 || b.Stats().LateKept.Load() != 1 {
+		t.Fatalf("late span of a kept trace: %d spans, late kept %d", k.count(id), b.Stats().LateKept.Load())
+	}
+	if b.Stats().BufferedBytes.Load() != 0 || b.Stats().BufferedTrace.Load() != 0 {
+		t.Fatal("memory accounting does not return to zero")
+	}
+}
+
+func TestBufferTimeoutAndLateDrop(t *testing.T) {
+	b, k, clk := newTestBuffer(BufferConfig{DecisionWait: time.Second, TraceTimeout: 5 * time.Second}, keepErrors)
+	id := tid(2, 2)
+	b.Add(traces(spanSpec{service: "db", name: "q", trace: id, id: 2, parent: 1}))
+	clk.advance(5 * time.Second)
+	b.Tick()
+	if b.Stats().Decided[TriggerTimeout].Load() != 1 || b.Stats().TracesDropped.Load() != 1 {
+		t.Fatal("no timeout decision")
+	}
+	// The late root (with an error!) follows the drop decision.
+	b.Add(traces(spanSpec{service: "api", name: "GET", trace: id, id: 1, err: true}))
+	clk.advance(5 * time.Second)
+	b.Tick()
+	if k.count(id) != 0 || b.Stats().LateDropped.Load() != 1 {
+		t.Fatalf("late span of a dropped trace: kept %d, late dropped %d", k.count(id), b.Stats().LateDropped.Load())
+	}
+}
+
+func TestBufferCapsHugeTrace(t *testing.T) {
+	b, k, _ := newTestBuffer(BufferConfig{MaxSpansPerTrace: 100, MaxMemory: 64 << 20}, keepErrors)
+	id := tid(3, 3)
+	b.Add(traces(spanSpec{service: "api", name: "root", trace: id, id: 1, err: true}))
+	for batch := 0; batch < 50; batch++ {
+		var specs []spanSpec
+		for i := 0; i < 100; i++ {
+			specs = append(specs, spanSpec{service: "w", name: "child", trace: id, id: uint64(2 + batch*100 + i), parent: 1})
+		}
+		b.Add(traces(specs...))
+		if n := b.Stats().BufferedTrace.Load(); n > 1 {
+			t.Fatalf("buffered %d traces", n)
+		}
+	}
+	if b.Stats().Decided[TriggerCap].Load() != 1 {
+		t.Fatal("cap did not trigger a decision")
+	}
+	if got := k.count(id); got != 5001 {
+		t.Fatalf("kept %d spans of 5001 (the spans after the cap follow the decision)", got)
+	}
+	if b.Stats().BufferedBytes.Load() != 0 {
+		t.Fatal("the capped trace still holds memory")
+	}
+}
+
+func TestBufferMemoryPressureThenStressRelief(t *testing.T) {
+	cfg := BufferConfig{MaxMemory: 1 << 20, DecisionWait: time.Second, TraceTimeout: 10 * time.Second, StressProbability: 0.5, StressRecover: 0.5}
+	b, k, clk := newTestBuffer(cfg, keepErrors)
+	big := strings.Repeat("x", 2000)
+	add := func(n, from int) {
+		for i := 0; i < n; i++ {
+			b.Add(traces(spanSpec{service: "s", name: "op", trace: tid(uint64(from+i), uint64(from+i)*0x9E3779B97F4A7C15>>8), id: 2, parent: 1, attrs: map[string]any{"blob": big}}))
+		}
+	}
+	// Old traces first: they are decided early once memory runs short.
+	add(100, 0)
+	clk.advance(5 * time.Second)
+	add(400, 1000)
+	if b.Stats().Decided[TriggerMemory].Load() == 0 {
+		t.Fatal("no early decisions under memory pressure")
+	}
+	if got := b.Stats().BufferedBytes.Load(); got > cfg.MaxMemory {
+		t.Fatalf("buffer holds %d bytes, over max_memory %d", got, cfg.MaxMemory)
+	}
+	// Now everything in memory is young: more load forces stress relief.
+	add(2000, 5000)
+	if !b.Stressed() || b.Stats().StressActivations.Load() == 0 {
+		t.Fatal("stress relief did not switch on when traces could not be held for their wait")
+	}
+	if got := b.Stats().BufferedBytes.Load(); got > cfg.MaxMemory {
+		t.Fatalf("buffer holds %d bytes under stress", got)
+	}
+	kept, dropped := b.Stats().StressKept.Load(), b.Stats().StressDropped.Load()
+	if kept == 0 || dropped == 0 {
+		t.Fatalf("stateless sampling at 50%%: kept %d dropped %d", kept, dropped)
+	}
+	// Stateless decisions are consistent by trace randomness.
+	for id, states := range k.spans {
+		rv, _ := Randomness(id, flagRandom, OTTraceState{})
+		for _, ts := range states {
+			if ts == "ot=th:8" && rv < 1<<55 {
+				t.Fatalf("kept under stress with rv %x below threshold 8", rv)
+			}
+		}
+	}
+	// Memory falls (traces time out): stress relief ends.
+	clk.advance(20 * time.Second)
+	b.Tick()
+	if b.Stressed() {
+		t.Fatal("stress relief did not end when memory fell")
+	}
+}
+
+func TestBufferInvalidTraceID(t *testing.T) {
+	b, _, _ := newTestBuffer(BufferConfig{}, keepErrors)
+	td := traces(spanSpec{service: "s", name: "x", id: 1})
+	b.Add(td)
+	if b.Stats().SpansInvalid.Load() != 1 || b.Stats().BufferedTrace.Load() != 0 {
+		t.Fatal("span with an empty trace ID was buffered")
+	}
+}
+
+func TestBufferFlush(t *testing.T) {
+	b, k, _ := newTestBuffer(BufferConfig{}, keepErrors)
+	id := tid(9, 9)
+	b.Add(traces(spanSpec{service: "s", name: "x", trace: id, id: 1, err: true}))
+	b.Flush()
+	if k.count(id) != 1 || b.Stats().Decided[TriggerFlush].Load() != 1 {
+		t.Fatal("flush did not decide")
+	}
+}

@@ -1,0 +1,213 @@
+package sampling
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/encoding/gzip" // accept gzip-compressed OTLP/gRPC
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// DecodeOTLP decodes an OTLP/HTTP trace export body: "proto" (binary
+// protobuf) or "json" (OTLP JSON). It is the one decode path of both
+// receivers.
+func DecodeOTLP(body []byte, encoding string) (ptraceotlp.ExportRequest, error) {
+	req := ptraceotlp.NewExportRequest()
+	var err error
+	if encoding == "json" {
+		err = req.UnmarshalJSON(body)
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		return req, fmt.Errorf("malformed OTLP %s: %w", encoding, err)
+	}
+	return req, nil
+}
+
+// ---- gRPC ----
+
+// rawMsg carries an undecoded request (or an encoded response) through
+// gRPC, so that the sampler decodes requests itself and can answer a
+// malformed one with InvalidArgument (gRPC's own codec would say Internal).
+type rawMsg struct{ data []byte }
+
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(*rawMsg)
+	if !ok {
+		return nil, fmt.Errorf("raw codec: cannot marshal %T", v)
+	}
+	return mem.BufferSlice{mem.SliceBuffer(m.data)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(*rawMsg)
+	if !ok {
+		return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
+	}
+	m.data = data.Materialize()
+	return nil
+}
+
+var traceServiceDesc = grpc.ServiceDesc{
+	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Export",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var in rawMsg
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			return srv.(*Sampler).exportGRPC(ctx, in.data)
+		},
+	}},
+	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+}
+
+func (s *Sampler) exportGRPC(_ context.Context, body []byte) (*rawMsg, error) {
+	req, err := DecodeOTLP(body, "proto")
+	if err != nil {
+		s.malformedGRPC.Add(1)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	s.Consume(req.Traces())
+	out, _ := ptraceotlp.NewExportResponse().MarshalProto()
+	return &rawMsg{data: out}, nil
+}
+
+// GRPCServer returns a gRPC server with the OTLP trace service.
+func (s *Sampler) GRPCServer() *grpc.Server {
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(rawCodec{}), grpc.MaxRecvMsgSize(int(s.cfg.Receivers.MaxRequestBytes)))
+	gs.RegisterService(&traceServiceDesc, s)
+	return gs
+}
+
+// ---- HTTP ----
+
+// HTTPHandler serves OTLP/HTTP: POST /v1/traces with protobuf or JSON,
+// optionally gzip-compressed. Malformed bodies get 400 with a
+// google.rpc.Status in the request's encoding.
+func (s *Sampler) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/traces", s.serveHTTP)
+	return mux
+}
+
+func (s *Sampler) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "OTLP/HTTP wants POST", http.StatusMethodNotAllowed)
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var enc string
+	switch ct {
+	case "application/x-protobuf", "application/protobuf":
+		enc = "proto"
+	case "application/json":
+		enc = "json"
+	default:
+		s.malformedHTTP.Add(1)
+		http.Error(w, fmt.Sprintf("unsupported content type %q: want application/x-protobuf or application/json", ct), http.StatusUnsupportedMediaType)
+		return
+	}
+	limit := int64(s.cfg.Receivers.MaxRequestBytes)
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			s.httpError(w, enc, http.StatusBadRequest, "bad gzip body: "+err.Error())
+			return
+		}
+		defer zr.Close()
+		body = io.LimitReader(zr, limit+1)
+	}
+	data, err := io.ReadAll(body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) || int64(len(data)) > limit {
+		s.httpError(w, enc, http.StatusRequestEntityTooLarge, fmt.Sprintf("request over %d bytes", limit))
+		return
+	}
+	if err != nil {
+		s.httpError(w, enc, http.StatusBadRequest, "read body: "+err.Error())
+		return
+	}
+	req, err := DecodeOTLP(data, enc)
+	if err != nil {
+		s.httpError(w, enc, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.Consume(req.Traces())
+	resp := ptraceotlp.NewExportResponse()
+	var out []byte
+	if enc == "json" {
+		out, _ = resp.MarshalJSON()
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		out, _ = resp.MarshalProto()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}
+	w.Write(out)
+}
+
+func (s *Sampler) httpError(w http.ResponseWriter, enc string, code int, msg string) {
+	s.malformedHTTP.Add(1)
+	st := status.New(codes.InvalidArgument, msg).Proto()
+	if enc == "json" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"code\":%d,\"message\":%q}\n", codes.InvalidArgument, msg)
+		return
+	}
+	b, _ := proto.Marshal(st)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+// Serve runs the receivers on the given listeners (either may be nil) until
+// ctx ends.
+func (s *Sampler) Serve(ctx context.Context, grpcLn, httpLn net.Listener) error {
+	errc := make(chan error, 2)
+	var gs *grpc.Server
+	var hs *http.Server
+	if grpcLn != nil {
+		gs = s.GRPCServer()
+		go func() { errc <- gs.Serve(grpcLn) }()
+	}
+	if httpLn != nil {
+		hs = &http.Server{Handler: s.HTTPHandler()}
+		go func() { errc <- hs.Serve(httpLn) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	if gs != nil {
+		gs.GracefulStop()
+	}
+	if hs != nil {
+		hs.Shutdown(context.Background())
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
