@@ -38,8 +38,8 @@ type cluster struct {
 	retryOn                map[int]bool
 
 	eps    atomic.Pointer[[]*Endpoint]
-	epMu   sync.Mutex   // serialises endpoint-list changes
-	static []*Endpoint  // from config
+	epMu   sync.Mutex    // serialises endpoint-list changes
+	static []*Endpoint   // from config
 	dns    [][]*Endpoint // per DNS entry, latest answer
 
 	stop chan struct{}

@@ -33,8 +33,8 @@ type Config struct {
 	// series (10s when zero); 360 points are kept.
 	TimingsInterval Duration `yaml:"timings_interval"`
 
-	file string        // the file name, for errors
-	root *yaml.Node    // the parsed document, to find lines for errors
+	file string         // the file name, for errors
+	root *yaml.Node     // the parsed document, to find lines for errors
 	byID map[string]int // cluster name -> index
 }
 
@@ -72,9 +72,9 @@ type Route struct {
 
 // Cluster is a set of endpoints serving the same thing, with its policies.
 type Cluster struct {
-	Name      string     `yaml:"name"`
+	Name      string           `yaml:"name"`
 	Endpoints []EndpointConfig `yaml:"endpoints"`
-	DNS       []DNSConfig `yaml:"dns"`
+	DNS       []DNSConfig      `yaml:"dns"`
 	// Balancer is p2c_ewma (default), least_request or round_robin.
 	Balancer string `yaml:"balancer"`
 	// Protocol to the backends: http1 (default), h2 (HTTP/2 over TLS when
@@ -101,7 +101,7 @@ type Cluster struct {
 	DecayTime Duration `yaml:"decay_time"`
 	// FailurePenalty is the latency recorded for a failed attempt, so that an
 	// endpoint that fails fast does not look fast (1s when zero).
-	FailurePenalty Duration      `yaml:"failure_penalty"`
+	FailurePenalty Duration       `yaml:"failure_penalty"`
 	HealthCheck    *HealthConfig  `yaml:"health_check"`
 	Outlier        *OutlierConfig `yaml:"outlier"`
 	Retry          *RetryConfig   `yaml:"retry"`
@@ -159,12 +159,12 @@ type OutlierConfig struct {
 
 // RetryConfig bounds retries and hedges of idempotent requests.
 type RetryConfig struct {
-	Attempts   int      `yaml:"attempts"`    // total tries per request (2 when zero)
+	Attempts   int      `yaml:"attempts"` // total tries per request (2 when zero)
 	PerTry     Duration `yaml:"per_try_timeout"`
-	Budget     float64  `yaml:"budget"`       // retries as a share of requests (0.2 when zero)
+	Budget     float64  `yaml:"budget"`         // retries as a share of requests (0.2 when zero)
 	MinPerSec  float64  `yaml:"min_per_second"` // retries always allowed per second (10 when zero)
-	On         []int    `yaml:"on_status"`    // statuses retried (502, 503, 504 when empty)
-	HedgeAfter Duration `yaml:"hedge_after"`  // send a second GET after this long (0: no hedging)
+	On         []int    `yaml:"on_status"`      // statuses retried (502, 503, 504 when empty)
+	HedgeAfter Duration `yaml:"hedge_after"`    // send a second GET after this long (0: no hedging)
 }
 
 // Duration is a time.Duration written as "250ms" or "10s" in YAML.

@@ -30,8 +30,8 @@ type backend struct {
 	srv *http.Server
 	h2c bool
 	// lastReq keeps the last request's headers for header tests.
-	lastReq http.Header
-	lastPath string
+	lastReq   http.Header
+	lastPath  string
 	lastProto int
 }
 
