@@ -177,7 +177,7 @@ func cutCount(line []byte) (rest []byte, v int64, ok bool) {
 	if i == end { // no integer digits
 		return nil, 0, false
 	}
-	if i == 0 || (line[i-1] != ' ' && line[i-1] != '\t') {
+	if i == 0 || !isFoldedSpace(line[i-1]) {
 		return nil, 0, false
 	}
 	digits := line[i:end]
@@ -188,11 +188,13 @@ func cutCount(line []byte) (rest []byte, v int64, ok bool) {
 	if frac != "" && frac[0] >= '5' && n < math.MaxInt64 {
 		n++
 	}
-	j := i
-	for j > 0 && (line[j-1] == ' ' || line[j-1] == '\t') {
-		j--
-	}
-	return line[:j], n, true
+	// one whitespace character separates the count, as in flamegraph.pl;
+	// more belongs to the stack
+	return line[:i-1], n, true
+}
+
+func isFoldedSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\f' || c == '\v' || c == '\r'
 }
 
 // WriteFolded writes the profile as folded text, sorted by stack (byte order,

@@ -43,4 +43,3 @@ func TestMergeDiff(t *testing.T) {
 		t.Errorf("Diff = %q, want %q", buf.String(), want)
 	}
 }
-

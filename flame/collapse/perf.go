@@ -21,13 +21,13 @@ type PerfOptions struct {
 	EventFilter string
 }
 
-// Perf collapses `perf script` output into a profile. The result is the
+// PerfScript collapses `perf script` output into a profile. The result is the
 // same, stack for stack and count for count, as stackcollapse-perf.pl's with
 // the same options (its --inline, --context and --srcline are not supported:
 // they run addr2line or need extra input). Lines that are neither a sample
 // header nor a frame are reported in Profile.Skipped. warn, if not nil,
 // receives notes such as the event type being filtered for.
-func Perf(r io.Reader, o PerfOptions, warn func(string)) (*flame.Profile, error) {
+func PerfScript(r io.Reader, o PerfOptions, warn func(string)) (*flame.Profile, error) {
 	c := newPerfCollapser(o, warn)
 	lr := flame.NewLineReader(r, &c.skipped)
 	for {

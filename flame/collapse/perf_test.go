@@ -71,7 +71,7 @@ func TestPerfCompatibility(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer f.Close()
-				p, err := Perf(f, o, nil)
+				p, err := PerfScript(f, o, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
