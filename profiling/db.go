@@ -63,38 +63,45 @@ func (d *DB) Save(ctx context.Context, s *Snapshot) (id int64, dup bool, err err
 		return 0, false, fmt.Errorf("save snapshot: encode: %w", err)
 	}
 	s.Hash, s.Total = hash, total
-	labels := s.Labels.canonical()
 	err = d.S.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO profiling_blobs (hash, data, raw_bytes, total) VALUES (?, ?, ?, ?)
-			ON CONFLICT (hash) DO NOTHING`, hash, data, raw, total); err != nil {
-			return fmt.Errorf("save profile blob: %w", err)
-		}
-		err := tx.QueryRow(ctx, `INSERT INTO profiling_snapshots
-			(blob_hash, kind, unit, labels, start_ms, end_ms, source, total, resolution)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (blob_hash, kind, labels, start_ms, end_ms) DO NOTHING RETURNING id`,
-			hash, s.Kind, s.Unit, labels, ms(s.Start), ms(s.End), s.Source, total, s.Resolution).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			dup = true
-			return tx.QueryRow(ctx, `SELECT id FROM profiling_snapshots
-				WHERE blob_hash = ? AND kind = ? AND labels = ? AND start_ms = ? AND end_ms = ?`,
-				hash, s.Kind, labels, ms(s.Start), ms(s.End)).Scan(&id)
-		}
-		if err != nil {
-			return fmt.Errorf("save snapshot: %w", err)
-		}
-		for k, v := range s.Labels {
-			if _, err := tx.Exec(ctx, "INSERT INTO profiling_labels (snapshot_id, key, value) VALUES (?, ?, ?)", id, k, v); err != nil {
-				return fmt.Errorf("save snapshot labels: %w", err)
-			}
-		}
-		return nil
+		var err error
+		id, dup, err = saveTx(ctx, tx, s, data, raw)
+		return err
 	})
 	if err != nil {
 		return 0, false, err
 	}
 	s.ID = id
 	return id, dup, nil
+}
+
+// saveTx writes an encoded snapshot inside a transaction.
+func saveTx(ctx context.Context, tx *store.Tx, s *Snapshot, data []byte, raw int) (id int64, dup bool, err error) {
+	labels := s.Labels.canonical()
+	if _, err := tx.Exec(ctx, `INSERT INTO profiling_blobs (hash, data, raw_bytes, total) VALUES (?, ?, ?, ?)
+		ON CONFLICT (hash) DO NOTHING`, s.Hash, data, raw, s.Total); err != nil {
+		return 0, false, fmt.Errorf("save profile blob: %w", err)
+	}
+	err = tx.QueryRow(ctx, `INSERT INTO profiling_snapshots
+		(blob_hash, kind, unit, labels, start_ms, end_ms, source, total, resolution)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (blob_hash, kind, labels, start_ms, end_ms) DO NOTHING RETURNING id`,
+		s.Hash, s.Kind, s.Unit, labels, ms(s.Start), ms(s.End), s.Source, s.Total, s.Resolution).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRow(ctx, `SELECT id FROM profiling_snapshots
+			WHERE blob_hash = ? AND kind = ? AND labels = ? AND start_ms = ? AND end_ms = ?`,
+			s.Hash, s.Kind, labels, ms(s.Start), ms(s.End)).Scan(&id)
+		return id, true, err
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("save snapshot: %w", err)
+	}
+	for k, v := range s.Labels {
+		if _, err := tx.Exec(ctx, "INSERT INTO profiling_labels (snapshot_id, key, value) VALUES (?, ?, ?)", id, k, v); err != nil {
+			return 0, false, fmt.Errorf("save snapshot labels: %w", err)
+		}
+	}
+	return id, false, nil
 }
 
 // Query selects snapshots. Zero fields select everything.
@@ -506,7 +513,12 @@ func (d *DB) Delete(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return d.S.InTx(ctx, func(tx *store.Tx) error {
+	return d.S.InTx(ctx, func(tx *store.Tx) error { return deleteTx(ctx, tx, ids) })
+}
+
+// deleteTx removes snapshots and unused blobs inside a transaction.
+func deleteTx(ctx context.Context, tx *store.Tx, ids []int64) error {
+	{
 		for i := 0; i < len(ids); i += 500 {
 			part := ids[i:min(i+500, len(ids))]
 			args := make([]any, len(part))
@@ -525,7 +537,7 @@ func (d *DB) Delete(ctx context.Context, ids []int64) error {
 			return fmt.Errorf("delete unused profiles: %w", err)
 		}
 		return nil
-	})
+	}
 }
 
 // Stats summarises what is stored.

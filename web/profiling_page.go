@@ -1,0 +1,104 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"sort"
+	"time"
+
+	"github.com/srekit/srekit/profiling"
+)
+
+type profilingPage struct {
+	Agents    []profilingAgentRow
+	Kinds     []string
+	Query     string
+	Kind      string
+	From      string
+	Until     string
+	Error     string
+	Snapshots []profiling.Snapshot
+	Shown     int
+	Total     int
+	Params    string // the selection as URL parameters, for the merge/export links
+	HeatMap   string
+	Captures  []profiling.Capture
+	Schedules []profiling.Schedule
+	Rules     []profiling.AlertRule
+	Stats     profiling.Stats
+}
+
+type profilingAgentRow struct {
+	profiling.Agent
+	Online bool
+}
+
+func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	v := r.URL.Query()
+	d := profilingPage{Query: v.Get("query"), Kind: v.Get("kind"), From: v.Get("from"), Until: v.Get("until")}
+	if d.Kind == "" {
+		d.Kind = "cpu"
+	}
+	for k := range profiling.CaptureKinds {
+		d.Kinds = append(d.Kinds, k)
+	}
+	sort.Strings(d.Kinds)
+	agents, err := p.svc.Agents(ctx)
+	if err != nil {
+		d.Error = err.Error()
+	}
+	now := time.Now()
+	for _, a := range agents {
+		d.Agents = append(d.Agents, profilingAgentRow{a, a.Online(now)})
+	}
+	params := url.Values{}
+	for _, k := range []string{"query", "from", "until"} {
+		if v.Get(k) != "" {
+			params.Set(k, v.Get(k))
+		}
+	}
+	params.Set("kind", d.Kind)
+	d.Params = params.Encode()
+	q, err := snapshotQuery(&http.Request{URL: &url.URL{RawQuery: d.Params}}, "")
+	if err != nil {
+		d.Error = err.Error()
+	} else {
+		q.Limit = 5000
+		ss, err := p.svc.DB.List(ctx, q)
+		if err != nil {
+			d.Error = err.Error()
+		}
+		d.Total = len(ss)
+		d.HeatMap = profiling.HeatMapSVG(ss, "service", 60, func(from, until time.Time, group string) string {
+			pv := url.Values{}
+			pv.Set("kind", d.Kind)
+			sel := d.Query
+			if sel == "" && group != "" {
+				sel = `{service="` + group + `"}`
+			}
+			if sel != "" {
+				pv.Set("query", sel)
+			}
+			pv.Set("from", from.UTC().Format(time.RFC3339))
+			pv.Set("until", until.UTC().Format(time.RFC3339))
+			return "/profiling?" + pv.Encode()
+		})
+		if len(ss) > 50 {
+			ss = ss[:50]
+		}
+		d.Snapshots = ss
+		d.Shown = len(ss)
+	}
+	if d.Captures, err = p.svc.Captures(ctx, 10); err != nil {
+		d.Error = err.Error()
+	}
+	if d.Schedules, err = p.svc.Schedules(ctx); err != nil {
+		d.Error = err.Error()
+	}
+	if d.Rules, err = p.svc.AlertRules(ctx); err != nil {
+		d.Error = err.Error()
+	}
+	d.Stats, _ = p.svc.DB.Stats(ctx)
+	p.s.Render(w, "profiling.html", Page{Title: "Profiling", Active: "profiling", Data: d})
+}
