@@ -1,0 +1,195 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/srekit/srekit/certs/caa"
+)
+
+// The CAA page lives at /certs/caa (nav slug "caa"; /caa redirects there).
+// The server asks the resolver in SREKIT_CAA_RESOLVER (HOST:PORT), else the
+// first nameserver of /etc/resolv.conf; SREKIT_CAA_TRUST_ANCHOR names a
+// DS/DNSKEY file to validate DNSSEC with instead of trusting the AD bit.
+// Visitors cannot pick the resolver: a public page must not become a tool
+// to send DNS queries to arbitrary hosts.
+func init() {
+	Register(Part{
+		Slug:    "caa",
+		Title:   "CAA",
+		Summary: "May this CA issue for this name? CAA per RFC 8659/8657, explained, with the DNSSEC status of every answer",
+		Order:   60,
+		Mount: func(s *Server) error {
+			s.HandleFunc("GET /certs/caa", s.caaPage)
+			s.HandleFunc("GET /caa", func(w http.ResponseWriter, r *http.Request) {
+				u := "/certs/caa"
+				if r.URL.RawQuery != "" {
+					u += "?" + r.URL.RawQuery
+				}
+				http.Redirect(w, r, u, http.StatusFound)
+			})
+			s.HandleFunc("GET /api/v1/caa/check", s.caaAPICheck)
+			return nil
+		},
+	})
+}
+
+// caaForm is the check form, as submitted (GET, so results can be linked).
+type caaForm struct {
+	Name, CA, Account, Method, Profile string
+	Wildcard                           bool
+}
+
+type caaView struct {
+	Form     caaForm
+	Methods  []string
+	Error    string
+	Decision *caa.Decision
+	Climb    string // SVG
+	Resolver string
+	Anchors  bool
+	APIURL   string
+}
+
+func caaFormFrom(r *http.Request) caaForm {
+	q := r.URL.Query()
+	f := caaForm{
+		Name: strings.TrimSpace(q.Get("name")), CA: strings.TrimSpace(q.Get("ca")),
+		Account: strings.TrimSpace(q.Get("account")), Method: q.Get("method"), Profile: q.Get("profile"),
+		Wildcard: q.Get("wildcard") != "",
+	}
+	if f.Profile == "" {
+		f.Profile = string(caa.ProfileRFC8659)
+	}
+	return f
+}
+
+func caaResolver() (*caa.Resolver, error) {
+	server := os.Getenv("SREKIT_CAA_RESOLVER")
+	if server == "" {
+		s, err := caa.SystemResolver()
+		if err != nil {
+			return nil, err
+		}
+		server = s
+	}
+	r := &caa.Resolver{Server: server, Timeout: 2 * time.Second}
+	if p := os.Getenv("SREKIT_CAA_TRUST_ANCHOR"); p != "" {
+		ta, err := caa.LoadTrustAnchors(p)
+		if err != nil {
+			return nil, fmt.Errorf("SREKIT_CAA_TRUST_ANCHOR: %w", err)
+		}
+		r.Anchors = ta
+	}
+	return r, nil
+}
+
+// caaCheck validates the form and runs the check.
+func caaCheck(ctx context.Context, f caaForm) (*caa.Decision, *caa.Resolver, error) {
+	if f.CA == "" {
+		return nil, nil, fmt.Errorf("give the CA's issuer domain name (e.g. letsencrypt.org)")
+	}
+	name, wild, err := caa.Normalize(f.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	profile, err := caa.ParseProfile(f.Profile)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := caaResolver()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	d := res.Check(ctx, caa.Request{Name: name, Wildcard: wild || f.Wildcard, Issuer: strings.TrimSuffix(f.CA, "."),
+		AccountURI: f.Account, Method: f.Method, Profile: profile})
+	return &d, res, nil
+}
+
+func (s *Server) caaPage(w http.ResponseWriter, r *http.Request) {
+	v := caaView{Form: caaFormFrom(r), Methods: []string{"", "dns-01", "http-01", "tls-alpn-01", "dns-account-01"}}
+	if res, err := caaResolver(); err == nil {
+		v.Resolver, v.Anchors = res.Server, res.Anchors != nil
+	}
+	if v.Form.Name != "" || v.Form.CA != "" {
+		d, res, err := caaCheck(r.Context(), v.Form)
+		if err != nil {
+			v.Error = err.Error()
+		} else {
+			v.Decision = d
+			v.Resolver = res.Server
+			v.Climb = caaClimbSVG(*d)
+			v.APIURL = "/api/v1/caa/check?" + r.URL.RawQuery
+		}
+	}
+	s.Render(w, "caa.html", Page{Title: "CAA check", Active: "caa", Data: v})
+}
+
+func (s *Server) caaAPICheck(w http.ResponseWriter, r *http.Request) {
+	d, _, err := caaCheck(r.Context(), caaFormFrom(r))
+	if err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, d)
+}
+
+// caaClimbSVG draws the climb: one box per name from the name up toward the
+// TLD, coloured by what the lookup found, with alias steps beside it and the
+// DNSSEC status of each answer. Where the climb stopped is plain to see.
+func caaClimbSVG(d caa.Decision) string {
+	const boxW, boxH, gap, left = 330, 44, 22, 10
+	rows := len(d.Climb)
+	if rows == 0 {
+		return ""
+	}
+	height := rows*(boxH+gap) + 10
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg class="caa-climb" xmlns="http://www.w3.org/2000/svg" width="760" height="%d" viewBox="0 0 760 %d" role="img" aria-label="the CAA climb">`, height, height)
+	for i, l := range d.Climb {
+		y := 5 + i*(boxH+gap)
+		fill, what := "#f1f3f6", "no CAA records: go on to the parent"
+		switch {
+		case l.Failed():
+			fill, what = "#fde7d9", "lookup failed: cannot decide"
+		case len(l.Records) > 0 && d.Verdict == caa.Allowed:
+			fill, what = "#e3f4e6", fmt.Sprintf("%d records: the relevant set (allows)", len(l.Records))
+		case len(l.Records) > 0:
+			fill, what = "#fbe3e1", fmt.Sprintf("%d records: the relevant set (forbids)", len(l.Records))
+		case l.Rcode == "NXDOMAIN":
+			what = "NXDOMAIN: no such name, an empty set"
+		}
+		fmt.Fprintf(&b, `<g class="caa-step" data-name="%s"><rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="%s" stroke="#9aa3b2"/>`,
+			html.EscapeString(l.Name), left, y, boxW, boxH, fill)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="600">%s</text>`, left+10, y+18, html.EscapeString(l.Name))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">%s</text>`, left+10, y+34, html.EscapeString(what))
+		lock := map[caa.Status]string{caa.Secure: "#137333", caa.Insecure: "#5b6475", caa.Bogus: "#b3261e", caa.Unknown: "#a15c00"}[l.DNSSEC]
+		if lock == "" {
+			lock = "#a15c00"
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="%s">DNSSEC %s</text>`, left+boxW-105, y+18, lock, html.EscapeString(string(l.DNSSEC)))
+		ax := left + boxW + 20
+		for j, a := range l.Aliases {
+			if j > 2 {
+				fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">… %d more</text>`, ax, y+14+j*13, len(l.Aliases)-j)
+				break
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">%s → %s</text>`, ax, y+14+j*13, a.Type, html.EscapeString(a.Target))
+		}
+		if i < rows-1 {
+			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#9aa3b2" stroke-width="2" marker-end="url(#caa-arrow)"/>`,
+				left+40, y+boxH, left+40, y+boxH+gap-2)
+			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" fill="#5b6475">parent</text>`, left+48, y+boxH+14)
+		}
+		b.WriteString(`</g>`)
+	}
+	b.WriteString(`<defs><marker id="caa-arrow" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#9aa3b2"/></marker></defs></svg>`)
+	return b.String()
+}
