@@ -232,7 +232,7 @@ func cleanYAMLError(err error) string {
 	s = strings.TrimPrefix(s, "yaml: ")
 	s = strings.ReplaceAll(s, "unmarshal errors:\n  ", "")
 	s = strings.ReplaceAll(s, "\n  ", "; ")
-	return s
+	return strings.ReplaceAll(s, "\n", `\n`) // one line, whatever the input held
 }
 
 // fieldError is a validation error at a path such as clusters[1].endpoints[0].address.

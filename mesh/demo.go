@@ -29,12 +29,12 @@ var DefaultDemoRegions = []DemoRegion{
 
 // Demo is a running demo: backends, a mesh in front and a steady load.
 type Demo struct {
-	Mesh     *Mesh
-	URL      string // the mesh listener
-	Admin    string // the admin URL, for `srekit serve` (SREKIT_MESH_ADMIN)
-	servers  []*http.Server
-	cancel   context.CancelFunc
-	done     chan struct{}
+	Mesh    *Mesh
+	URL     string // the mesh listener
+	Admin   string // the admin URL, for `srekit serve` (SREKIT_MESH_ADMIN)
+	servers []*http.Server
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // StartDemo starts the regions' backends, a mesh with the given balancer in
