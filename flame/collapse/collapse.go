@@ -138,8 +138,8 @@ var (
 // Detect guesses the format of an input from its first bytes; Auto means
 // it could not tell.
 func Detect(head []byte) Format {
-	if len(head) == 0 {
-		return Auto
+	if len(bytes.TrimSpace(head)) == 0 {
+		return Folded // nothing to detect: an empty profile
 	}
 	if isBinary(head) {
 		return Pprof
@@ -170,7 +170,7 @@ func Detect(head []byte) Format {
 			other++
 		}
 	}
-	if folded > 0 && folded >= 4*other {
+	if folded > 0 && folded > other {
 		return Folded
 	}
 	if dtraceCountRE.Match(head) {

@@ -68,7 +68,7 @@ func TestDetect(t *testing.T) {
 		{res, Folded},
 		{[]byte("a;b 1\n"), Folded},
 		{[]byte("hello world\n"), Auto},
-		{nil, Auto},
+		{nil, Folded},
 	} {
 		if got := Detect(c.in); got != c.want {
 			t.Errorf("Detect(%.30q) = %s, want %s", c.in, got, c.want)
