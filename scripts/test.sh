@@ -12,10 +12,13 @@ APT_PACKAGES=(
   postgresql        # the shared-state store engine
   gcab              # firmware: cabinet cross-check (firmware/cab)
   fwupd             # firmware: fwupdtool get-details accepts srekit firmware pack
+  knot              # caa: authoritative DNS server for the CAA integration tests
+  unbound           # caa: validating resolver with a local trust anchor
+  ldnsutils         # caa: ldns-keygen/ldns-signzone sign the test zones
 )
 
 # Packages whose tests run concurrent code get -race.
-RACE_PACKAGES='/store$|/web$|/mesh|/sampling|/profiling|/drills|/certs/ct|/firmware$'
+RACE_PACKAGES='/store$|/web$|/mesh|/sampling|/profiling|/drills|/certs/ct|/certs/caa|/firmware$'
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
