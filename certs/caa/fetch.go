@@ -112,9 +112,9 @@ func (r *Resolver) Check(ctx context.Context, req Request) Decision {
 // Lookup asks for the CAA records of one name, following CNAME and DNAME
 // (RFC 8659 section 3: aliases are followed within a lookup). NXDOMAIN is an
 // empty set; SERVFAIL, REFUSED, other errors and timeouts fail the lookup.
-func (r *Resolver) Lookup(ctx context.Context, name string) Lookup {
+func (r *Resolver) Lookup(ctx context.Context, name string) (l Lookup) {
 	start := time.Now()
-	l := Lookup{Name: dns.Fqdn(name), Server: r.Server, Records: []Record{}}
+	l = Lookup{Name: dns.Fqdn(name), Server: r.Server, Records: []Record{}}
 	defer func() { l.Millis = float64(time.Since(start).Microseconds()) / 1000 }()
 	cur := l.Name
 	seen := map[string]bool{}
