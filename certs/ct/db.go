@@ -24,7 +24,7 @@ type LogState struct {
 	ListState         string
 	Position          uint64
 	FrontierStart     uint64
-	Frontier          [][]byte
+	Frontier          [][]byte `json:"-"`
 	VerifiedSize      uint64
 	VerifiedRoot      []byte
 	VerifiedTimestamp uint64

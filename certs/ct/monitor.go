@@ -230,7 +230,7 @@ func (m *Monitor) checkConsistency(ctx context.Context, l *LogInfo, c Client, si
 		return fmt.Errorf("consistency proof %d..%d: %w", size1, size2, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size1, size2, p, root1, root2); err != nil {
-		return m.problem(ctx, l, "fork", fmt.Sprintf("tree heads of size %d (root %s) and %d (root %s) are not consistent: %v", size1, hexs(root1), size2, hexs(root2), err), errFork)
+		return m.problem(ctx, l, "fork", fmt.Sprintf("tree heads of size %d (root %s) and %d (root %s) are not consistent: the consistency proof does not verify", size1, hexs(root1), size2, hexs(root2)), errFork)
 	}
 	return nil
 }

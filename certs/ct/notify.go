@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/srekit/srekit/store"
@@ -42,6 +43,7 @@ type Notifier struct {
 	Retry time.Duration
 
 	kick chan struct{}
+	mu   sync.Mutex // one delivery pass at a time
 }
 
 // Kick asks the loop to look for pending findings now.
@@ -87,6 +89,8 @@ func (n *Notifier) Drain(ctx context.Context) error {
 
 // Deliver sends every pending finding once, in order, and returns how many were sent.
 func (n *Notifier) Deliver(ctx context.Context) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.Hook == "" && n.Webhook == "" {
 		// Stored findings are the notification; mark them so the UI shows
 		// nothing is waiting.

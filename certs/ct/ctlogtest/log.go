@@ -122,6 +122,15 @@ func (l *Log) add(e ct.Entry) *SCT {
 }
 
 func (l *Log) addLocked(e ct.Entry) *SCT {
+	leaf := l.appendLocked(e)
+	e = l.entries[len(l.entries)-1]
+	// The SCT signs version(0) || signature_type(0) || the TimestampedEntry.
+	sig := l.sign(append([]byte{0, 0}, leaf[2:]...))
+	return &SCT{Timestamp: e.Timestamp, Extensions: e.Extensions, Signature: sig, LogID: l.ID}
+}
+
+// appendLocked adds e to the tree and returns its MerkleTreeLeaf.
+func (l *Log) appendLocked(e ct.Entry) []byte {
 	e.Index = uint64(len(l.entries))
 	e.Timestamp = l.now()
 	if l.Static {
@@ -137,9 +146,14 @@ func (l *Log) addLocked(e ct.Entry) *SCT {
 	e.LeafHash = ct.LeafHash(leaf)
 	l.entries = append(l.entries, e)
 	l.tree.Append(e.LeafHash[:])
-	// The SCT signs version(0) || signature_type(0) || the TimestampedEntry.
-	sig := l.sign(append([]byte{0, 0}, leaf[2:]...))
-	return &SCT{Timestamp: e.Timestamp, Extensions: e.Extensions, Signature: sig, LogID: l.ID}
+	return leaf
+}
+
+// Append logs a final certificate without making an SCT (fast filling).
+func (l *Log) Append(chain [][]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.appendLocked(ct.Entry{Type: ct.X509Entry, Cert: chain[0], Chain: chain[1:]})
 }
 
 // AddChain logs a final certificate (chain[0]) with its issuers.
@@ -394,8 +408,6 @@ func (l *Log) addHTTP(w http.ResponseWriter, r *http.Request, pre bool) {
 	json.NewEncoder(w).Encode(map[string]any{"sct_version": 0, "id": sct.LogID[:], "timestamp": sct.Timestamp,
 		"extensions": base64.StdEncoding.EncodeToString(sct.Extensions), "signature": sct.Signature})
 }
-
-
 
 // parseTilePath is the inverse of TilePath, with an optional ".p/W" suffix.
 func parseTilePath(p string) (n uint64, width int, ok bool) {

@@ -93,7 +93,7 @@ func (s *Scenario) Fill(l *Log, n, every, uniqueNoise int) error {
 		} else {
 			der = s.noise[i%len(s.noise)]
 		}
-		l.AddChain([][]byte{der, g.DER})
+		l.Append([][]byte{der, g.DER})
 		i++
 	}
 	return nil
@@ -164,9 +164,8 @@ func (s *Scenario) special(l *Log, i, c int) (int, error) {
 	case 5: // an entry whose certificate cannot be parsed: reported fail-safe
 		garbage := []byte(fmt.Sprintf("not a certificate %d", i))
 		l.AddChain([][]byte{garbage, g.DER})
-		e := ct.Entry{Type: ct.X509Entry, Cert: garbage}
 		l.mu.RLock()
-		e = l.entries[len(l.entries)-1]
+		e := l.entries[len(l.entries)-1]
 		l.mu.RUnlock()
 		s.Expected[ct.UnparseableRule+" "+hex.EncodeToString(e.LeafHash[:])] = Expected{Rule: ct.UnparseableRule, CertKey: hex.EncodeToString(e.LeafHash[:]), Kind: "unparseable"}
 		return 1, nil
