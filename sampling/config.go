@@ -195,7 +195,11 @@ func ParseConfig(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		// yaml lists several problems on several lines: one line, first problem.
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+		return nil, fmt.Errorf("config: %s", strings.TrimSpace(first))
 	}
 	c.defaults()
 	if err := c.Validate(); err != nil {
