@@ -220,8 +220,8 @@ func (r *Resolver) loadZone(ctx context.Context, zs *zoneState, zone string, dep
 				fail("no DS for %s and its denial does not verify: %v", zone, err)
 				return
 			}
-			if !hasDenial(sets) {
-				fail("no DS for %s and no NSEC/NSEC3 proof of that", zone)
+			if err := proveNoData(sets, zone, dns.TypeDS, true); err != nil {
+				fail("no DS for %s, but %v", zone, err)
 				return
 			}
 			zs.status, zs.detail = Insecure, fmt.Sprintf("%s proves there is no DS for %s: an unsigned delegation", signer, zone)
@@ -274,15 +274,6 @@ func signerOf(sigs map[rrsetKey][]*dns.RRSIG) string {
 		}
 	}
 	return ""
-}
-
-func hasDenial(sets map[rrsetKey][]dns.RR) bool {
-	for k := range sets {
-		if k.rtype == dns.TypeNSEC || k.rtype == dns.TypeNSEC3 {
-			return true
-		}
-	}
-	return false
 }
 
 // verifyAll verifies every RRset except those of the skipped type (NS in an
@@ -365,12 +356,20 @@ func (r *Resolver) validate(ctx context.Context, resp *dns.Msg) (Status, string)
 		}
 		statuses = append(statuses, Secure)
 	}
-	negative := resp.Rcode == dns.RcodeNameError || !hasType(resp.Answer, resp.Question[0].Qtype)
-	if negative && !hasDenial(sets) && len(resp.Answer) == 0 {
-		return Bogus, "a negative answer without NSEC or NSEC3 proof"
-	}
 	st := worst(statuses)
 	if st == Secure {
+		qtype := resp.Question[0].Qtype
+		target, _ := followAliases(qname, resp.Answer)
+		target = strings.ToLower(target)
+		if resp.Rcode == dns.RcodeNameError {
+			if err := proveNXDomain(sets, target); err != nil {
+				return Bogus, "NXDOMAIN without a valid proof: " + err.Error()
+			}
+		} else if !hasType(resp.Answer, qtype) {
+			if err := proveNoData(sets, target, qtype, false); err != nil {
+				return Bogus, "an empty answer without a valid proof: " + err.Error()
+			}
+		}
 		return Secure, "validated here from the trust anchors"
 	}
 	return st, strings.Join(dedup(details), "; ")

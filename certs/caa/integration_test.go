@@ -3,11 +3,13 @@ package caa_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/srekit/srekit/certs/caa"
 	"github.com/srekit/srekit/certs/caa/caatest"
 )
@@ -24,6 +26,31 @@ func check(t *testing.T, r *caa.Resolver, name, issuer string) caa.Decision {
 		t.Fatal(err)
 	}
 	return r.Check(context.Background(), caa.Request{Name: n, Wildcard: wild, Issuer: issuer})
+}
+
+// replayProxy forwards queries to upstream, but answers a CAA query for
+// target with the upstream's answer for replacement (question rewritten).
+func replayProxy(t *testing.T, upstream, target, replacement string) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		fwd := q.Copy()
+		if strings.EqualFold(q.Question[0].Name, target) && q.Question[0].Qtype == dns.TypeCAA {
+			fwd.Question[0].Name = replacement
+		}
+		c := &dns.Client{Timeout: 2 * time.Second, UDPSize: 4096}
+		resp, _, err := c.Exchange(fwd, upstream)
+		if err != nil {
+			return
+		}
+		resp.Id, resp.Question = q.Id, q.Question
+		w.WriteMsg(resp)
+	})}
+	go srv.ActivateAndServe()
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }
 
 func climbNames(d caa.Decision) string {
@@ -203,6 +230,10 @@ func TestIntegration(t *testing.T) {
 				{"nodata.signed", caa.Allowed, caa.Secure}, // NODATA at nodata.signed and signed., NSEC-proven
 				{"missing.signed", caa.Allowed, caa.Secure},
 				{"www.bogus", caa.CannotDecide, caa.Bogus},
+				{"www.nsec3", caa.Allowed, caa.Secure},
+				{"sub.www.nsec3", caa.Allowed, caa.Secure}, // NODATA proven by NSEC3
+				{"missing.nsec3", caa.Allowed, caa.Secure}, // NXDOMAIN proven by NSEC3
+				{"nodata.nsec3", caa.Allowed, caa.Secure},
 				{"caa.test", caa.Allowed, caa.Insecure},
 			}
 			for _, c := range cases {
@@ -213,6 +244,33 @@ func TestIntegration(t *testing.T) {
 			}
 		})
 	}
+
+	// A path attacker replays validly signed denials from elsewhere in the
+	// zone to hide www.signed's CAA set: own validation must call it bogus.
+	t.Run("trust-anchor/replayed-denial", func(t *testing.T) {
+		for replacement, what := range map[string]string{"nodata.signed.": "NODATA", "missing.signed.": "NXDOMAIN", "nodata.nsec3.": "NSEC3 NODATA"} {
+			target := "www.signed."
+			if strings.HasSuffix(replacement, "nsec3.") {
+				target = "www.nsec3."
+			}
+			proxy := replayProxy(t, env.Auth, target, replacement)
+			ta, err := caa.LoadTrustAnchors(env.AnchorFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &caa.Resolver{Server: proxy, Anchors: ta}
+			d := check(t, r, "sub."+target, "other.example")
+			if d.Verdict != caa.CannotDecide || d.DNSSEC != caa.Bogus {
+				t.Errorf("%s replayed for %s: got %s/%s: %s", what, target, d.Verdict, d.DNSSEC, d.Reason)
+			}
+			// Without our own validation the lie goes through: that is
+			// what --trust-anchor is for.
+			plain := &caa.Resolver{Server: proxy}
+			if d := check(t, plain, "sub."+target, "other.example"); d.Verdict != caa.Allowed {
+				t.Errorf("%s replay without anchors: got %s (the test's lie did not work)", what, d.Verdict)
+			}
+		}
+	})
 
 	t.Run("batch", func(t *testing.T) {
 		r := &caa.Resolver{Server: env.Auth}

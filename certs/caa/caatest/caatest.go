@@ -28,13 +28,14 @@ import (
 type Env struct {
 	Dir string
 	// Auth is the Knot authoritative server, 127.0.0.1:port. It serves the
-	// zones test., signed., bogus. (and broken.test., which fails to load, so
+	// zones test., signed. (NSEC), nsec3. (NSEC3), bogus. (and broken.test., which fails to load, so
 	// it answers SERVFAIL); it answers REFUSED for names outside them.
 	Auth string
 	// Resolver is unbound, validating with the trust anchors of signed. and
 	// bogus.; empty when StartAuth was used.
 	Resolver string
-	// AnchorFile holds the DS records of signed. and bogus., for --trust-anchor.
+	// AnchorFile holds the DS records of signed., nsec3. and bogus., for
+	// --trust-anchor.
 	AnchorFile string
 
 	procs []proc
@@ -158,7 +159,7 @@ func StartIn(dir string, withResolver bool, extra []Zone) (*Env, error) {
 		return nil, err
 	}
 	var anchors []string
-	for _, z := range []string{"signed.", "bogus."} {
+	for _, z := range []string{"signed.", "bogus.", "nsec3."} {
 		ds, err := e.sign(z)
 		if err != nil {
 			return nil, err
@@ -198,6 +199,8 @@ zone:
     file: signed.zone.signed
   - domain: bogus.
     file: bogus.zone.signed
+  - domain: nsec3.
+    file: nsec3.zone.signed
   - domain: broken.test.
     file: missing-on-purpose.zone
 `, port, dir, dir, dir)
@@ -235,7 +238,7 @@ func (e *Env) startUnbound() error {
 	e.Resolver = fmt.Sprintf("127.0.0.1:%d", port)
 	authPort := strings.TrimPrefix(e.Auth, "127.0.0.1:")
 	var stubs strings.Builder
-	for _, z := range []string{"test.", "signed.", "bogus."} {
+	for _, z := range []string{"test.", "signed.", "bogus.", "nsec3."} {
 		fmt.Fprintf(&stubs, "stub-zone:\n    name: %q\n    stub-addr: 127.0.0.1@%s\n", z, authPort)
 	}
 	conf := fmt.Sprintf(`server:
@@ -309,7 +312,12 @@ func (e *Env) sign(origin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := run(signzone, "-f", name+".zone.signed", name+".zone", ksk, zsk); err != nil {
+	args := []string{"-f", name + ".zone.signed"}
+	if origin == "nsec3." {
+		args = append(args, "-n", "-s", "abcd", "-t", "0")
+	}
+	args = append(args, name+".zone", ksk, zsk)
+	if _, err := run(signzone, args...); err != nil {
 		return "", err
 	}
 	ds, err := os.ReadFile(filepath.Join(e.Dir, ksk+".ds"))
