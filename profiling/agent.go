@@ -603,8 +603,8 @@ func (a *agent) send(ctx context.Context, u upload) error {
 // backoff doubles a wait from 500ms to 30s.
 type backoff struct{ d time.Duration }
 
-func newBackoff() *backoff   { return &backoff{d: 500 * time.Millisecond} }
-func (b *backoff) reset()    { b.d = 500 * time.Millisecond }
+func newBackoff() *backoff { return &backoff{d: 500 * time.Millisecond} }
+func (b *backoff) reset()  { b.d = 500 * time.Millisecond }
 func (b *backoff) wait(ctx context.Context) {
 	t := time.NewTimer(b.d)
 	defer t.Stop()
