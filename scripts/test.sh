@@ -43,6 +43,26 @@ pg_bin() {
   echo "no initdb found after installing postgresql" >&2; exit 1
 }
 
+# Go programs the tests run as real peers, built from the Go module proxy into
+# a cache outside the repository (not added to go.mod), once per version.
+TOOLS_BIN="${SREKIT_TOOLS_BIN:-$HOME/.cache/srekit-test/bin}"
+GO_TOOLS=(
+  github.com/prometheus/alertmanager/cmd/alertmanager@v0.28.1   # drills: a real Alertmanager
+)
+
+install_go_tools() {
+  mkdir -p "$TOOLS_BIN"
+  local t name stamp
+  for t in "${GO_TOOLS[@]}"; do
+    name=$(basename "${t%@*}")
+    stamp="$TOOLS_BIN/.$name.version"
+    if [ -x "$TOOLS_BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$t" ]; then continue; fi
+    log "building $t (once)"
+    (cd /tmp && GOBIN="$TOOLS_BIN" GOFLAGS=-mod=mod go install "$t") && echo "$t" > "$stamp"
+  done
+  export PATH="$TOOLS_BIN:$PATH"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_postgres() {
@@ -72,6 +92,7 @@ stop_postgres() {
 }
 
 install_missing
+install_go_tools
 start_postgres
 
 all=$(go list ./...)
