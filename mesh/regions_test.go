@@ -107,7 +107,7 @@ func TestKillFastestNoFailuresThenItReturns(t *testing.T) {
 	var l load
 	stop := make(chan struct{})
 	wg := l.run(client, url+"/", 4, stop)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	killed := time.Now()
 	a.kill()
 	time.Sleep(1500 * time.Millisecond)
@@ -121,17 +121,17 @@ func TestKillFastestNoFailuresThenItReturns(t *testing.T) {
 	if f := l.failures(); len(f) > 0 {
 		t.Fatalf("%d of %d idempotent requests failed while the fastest was killed; first: %s", len(f), l.total, f[0])
 	}
-	before := l.between(killed.Add(-400*time.Millisecond), killed)
+	before := l.between(killed.Add(-time.Second), killed)
 	during := l.between(killed.Add(time.Second), revived)
 	after := l.between(revived.Add(1500*time.Millisecond), end)
 	t.Logf("before kill %v; 1s after kill %v; after revival %v; total %d", before, during, after, l.total)
-	if before["eu"] <= before["us"]+before["ap"] {
-		t.Errorf("before the kill most traffic should go to eu: %v", before)
+	if before["eu"] <= before["us"] || before["eu"] <= before["ap"] {
+		t.Errorf("before the kill eu should answer more than any other region: %v", before)
 	}
 	if during["eu"] != 0 || during["us"]+during["ap"] == 0 {
 		t.Errorf("a second after the kill traffic should have moved: %v", during)
 	}
-	if after["eu"] <= after["us"]+after["ap"] {
+	if after["eu"] <= after["us"] || after["eu"] <= after["ap"] {
 		t.Errorf("after revival traffic should return to eu: %v", after)
 	}
 }

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# bench/mesh/run.sh: srekit mesh against HAProxy and nginx (Debian packages,
+# installed here when missing) as the same reverse proxy in front of the same
+# Go backend, on loopback.
+#   1. maximum throughput with wrk (keep-alive, 64 connections);
+#   2. latency under a constant-rate open-loop load at 50% of the lowest of
+#      the three maxima, and the p99 each proxy adds over going direct;
+#   3. the regions experiment: three backends on 127.0.0.2/.3/.4 with 5, 25
+#      and 60 ms of delay; p50/p99 seen by clients with srekit's P2C peak-EWMA
+#      balancer versus round robin.
+# Ratios are printed as srekit / anchor. Environment: DURATION (seconds per
+# wrk run, default 10), RATE_SECONDS (per open-loop run, default 10),
+# WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10}
+RATE_SECONDS=${RATE_SECONDS:-10}
+WORKERS=${WORKERS:-2}
+W=$(mktemp -d /tmp/srekit-bench-mesh.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+
+need=()
+for p in haproxy nginx wrk; do command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "building srekit and the bench tools" >&2
+go build -o "$W/srekit" ./cmd/srekit
+go build -o "$W/backend" ./bench/mesh/backend
+go build -o "$W/load" ./bench/mesh/load
+
+BE=127.0.0.1:18080 SK=127.0.0.1:18081 HA=127.0.0.1:18082 NG=127.0.0.1:18083
+"$W/backend" -addr $BE & PIDS+=($!)
+
+cat > "$W/mesh.yaml" <<YAML
+admin: 127.0.0.1:18091
+listeners: [{addr: "$SK"}]
+routes: [{cluster: app}]
+clusters:
+  - name: app
+    endpoints: [{address: "$BE"}]
+YAML
+GOMAXPROCS=$WORKERS "$W/srekit" mesh --config "$W/mesh.yaml" --log-level warn & PIDS+=($!)
+
+cat > "$W/haproxy.cfg" <<CFG
+global
+  nbthread $WORKERS
+  maxconn 10000
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+  option forwardfor
+frontend fe
+  bind $HA
+  default_backend be
+backend be
+  server app $BE maxconn 1000
+CFG
+"$HAPROXY" -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 & PIDS+=($!)
+
+mkdir -p "$W/nginx"
+cat > "$W/nginx.conf" <<CFG
+daemon off;
+worker_processes $WORKERS;
+pid $W/nginx.pid;
+error_log $W/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
+  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
+  upstream app { server $BE; keepalive 256; }
+  server {
+    listen $NG;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CFG
+"$NGINX" -c "$W/nginx.conf" -p "$W/nginx" & PIDS+=($!)
+
+sleep 1.5
+for a in $BE $SK $HA $NG; do curl -fsS -o /dev/null "http://$a/" || { echo "no answer from $a" >&2; exit 1; }; done
+
+rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
+echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, requests/s)"
+declare -A MAX
+for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
+  name=${n%%:*}; addr=${n#*:}
+  rps "$addr" >/dev/null 2>&1 || true   # warm pools
+  MAX[$name]=$(rps "$addr")
+  printf "%-8s %10.0f\n" "$name" "${MAX[$name]}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo "srekit/haproxy throughput: $(ratio "${MAX[srekit]}" "${MAX[haproxy]}")   srekit/nginx: $(ratio "${MAX[srekit]}" "${MAX[nginx]}")"
+
+RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk '{printf "%d", $1 / 2}')
+echo; echo "== latency at a constant $RATE requests/s (50% of the lowest maximum), open loop, ${RATE_SECONDS}s"
+declare -A P99 P50
+for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
+  name=${n%%:*}; addr=${n#*:}
+  out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s")
+  P50[$name]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  P99[$name]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  printf "%-8s %s\n" "$name" "$out"
+done
+for name in srekit haproxy nginx; do
+  awk -v n=$name -v p=${P99[$name]} -v d=${P99[direct]} -v m=${P50[$name]} -v dm=${P50[direct]} \
+    'BEGIN { printf "%-8s added p50 %.3f ms, added p99 %.3f ms\n", n, m - dm, p - d }'
+done
+echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")"
+
+echo; echo "== regions experiment: eu 5 ms (127.0.0.2), us 25 ms (.3), ap 60 ms (.4); 200 requests/s for ${RATE_SECONDS}s"
+"$W/backend" -addr 127.0.0.2:18080 -delay 5ms -name eu & PIDS+=($!)
+"$W/backend" -addr 127.0.0.3:18080 -delay 25ms -name us & PIDS+=($!)
+"$W/backend" -addr 127.0.0.4:18080 -delay 60ms -name ap & PIDS+=($!)
+port=18100
+for bal in p2c_ewma least_request round_robin; do
+  port=$((port + 1))
+  cat > "$W/regions-$bal.yaml" <<YAML
+admin: "off"
+listeners: [{addr: "127.0.0.1:$port"}]
+routes: [{cluster: api}]
+clusters:
+  - name: api
+    balancer: $bal
+    endpoints:
+      - {address: "127.0.0.2:18080", region: eu}
+      - {address: "127.0.0.3:18080", region: us}
+      - {address: "127.0.0.4:18080", region: ap}
+YAML
+  "$W/srekit" mesh --config "$W/regions-$bal.yaml" --log-level warn & PIDS+=($!)
+done
+sleep 1
+port=18100
+declare -A RP50 RP99
+for bal in p2c_ewma least_request round_robin; do
+  port=$((port + 1))
+  out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${RATE_SECONDS}s" -warmup 2s)
+  RP50[$bal]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  RP99[$bal]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  printf "%-14s %s\n" "$bal" "$out"
+done
+echo "p2c_ewma/round_robin: p50 $(ratio "${RP50[p2c_ewma]}" "${RP50[round_robin]}"), p99 $(ratio "${RP99[p2c_ewma]}" "${RP99[round_robin]}")"
