@@ -38,12 +38,12 @@ name once, with its issuer checked against the issuers you expect.`,
 
 type ctWatchFlags struct {
 	logList, watchFile, hook, webhook, secretEnv, startDate, metricsAddr, logFilter, logLevel string
-	issuers                                                                                  []string
-	once, noProgress                                                                         bool
-	workers                                                                                  int
-	batch, startIndex                                                                        uint64
-	rate                                                                                     float64
-	poll                                                                                     time.Duration
+	issuers                                                                                   []string
+	once, noProgress                                                                          bool
+	workers                                                                                   int
+	batch, startIndex                                                                         uint64
+	rate                                                                                      float64
+	poll                                                                                      time.Duration
 }
 
 func ctWatchCmd() *cobra.Command {
