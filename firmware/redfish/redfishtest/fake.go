@@ -102,6 +102,8 @@ type BMC struct {
 	Multipart bool
 	// User and Password, when set, are required (HTTP basic auth).
 	User, Password string
+	// Broken makes every update on this BMC end in Exception, whatever the image.
+	Broken bool
 
 	mu       sync.Mutex
 	docs     Mockup
@@ -305,6 +307,9 @@ func (b *BMC) post(w http.ResponseWriter, r *http.Request, path string) {
 	doc := map[string]any{"@odata.id": tp, "@odata.type": "#Task.v1_7_4.Task", "Id": fmt.Sprint(b.nextTask),
 		"Name": "Firmware update", "TaskState": "New", "TaskStatus": "OK", "PercentComplete": 0}
 	b.docs[tp] = doc
+	if b.Broken {
+		result = "fail"
+	}
 	b.tasks[tp] = &task{target: target, ver: ver, result: result}
 	w.Header().Set("Location", tp)
 	writeJSON(w, http.StatusAccepted, doc)
