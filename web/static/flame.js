@@ -1,0 +1,59 @@
+// /flame page: sends the pasted or uploaded profile to the render API and
+// shows the result in a frame (so the graph's own zoom and search script runs).
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  let lastURL = null;
+  document.addEventListener("DOMContentLoaded", () => {
+    $("flame-example").addEventListener("click", async () => {
+      const resp = await fetch("/api/v1/flame/example");
+      $("flame-text").value = await resp.text();
+    });
+    $("flame-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const form = $("flame-form");
+      const params = new URLSearchParams();
+      for (const el of form.elements) {
+        if (!el.name || el.type === "file" || el.name === "text") continue;
+        if (el.type === "checkbox" && !el.checked) continue;
+        if (el.value) params.set(el.name, el.value);
+      }
+      const file = $("flame-file").files[0];
+      const body = file || $("flame-text").value;
+      if (!body || (typeof body === "string" && !body.trim())) {
+        $("flame-status").textContent = "Paste a profile or choose a file first.";
+        return;
+      }
+      $("flame-status").textContent = "Drawing...";
+      try {
+        const resp = await fetch("/api/v1/flame/render?" + params.toString(), { method: "POST", body });
+        const as = params.get("as") || "svg";
+        if (!resp.ok) {
+          let msg = resp.status + " " + resp.statusText;
+          try { msg = (await resp.json()).error || msg; } catch (err) { /* not JSON */ }
+          throw new Error(msg);
+        }
+        const skipped = resp.headers.get("X-Srekit-Skipped");
+        const blob = await resp.blob();
+        if (lastURL) URL.revokeObjectURL(lastURL);
+        lastURL = URL.createObjectURL(blob);
+        $("flame-status").textContent = skipped ? "Drawn. Note: " + skipped : "Drawn.";
+        $("flame-links").classList.remove("hide");
+        $("flame-open").href = lastURL;
+        $("flame-download").href = lastURL;
+        $("flame-download").download = "flamegraph." + (as === "folded" ? "txt" : as);
+        if (as === "folded") {
+          $("flame-frame").classList.add("hide");
+          $("flame-folded").classList.remove("hide");
+          $("flame-folded").textContent = await blob.text();
+        } else {
+          $("flame-folded").classList.add("hide");
+          $("flame-frame").classList.remove("hide");
+          $("flame-frame").src = lastURL;
+        }
+      } catch (err) {
+        $("flame-status").textContent = "Error: " + err.message;
+      }
+    });
+  });
+})();
