@@ -331,6 +331,13 @@ func evaluateSet(d *Decision, req Request) {
 		return
 	}
 	switch {
+	case len(use) == 0 && req.Wildcard && p == ProfileLetsEncrypt:
+		// Boulder (va/caa.go, validateCAA) returns early with "allowed" for
+		// a set without issue records only when the name is not a
+		// wildcard; for a wildcard it searches the empty issue list, finds
+		// nothing and refuses.
+		d.Verdict = Forbidden
+		d.Reason = fmt.Sprintf("the relevant set at %s has neither issue nor issuewild properties; RFC 8659 lets any CA issue, but Boulder refuses wildcards in this case", d.RelevantName)
 	case len(use) == 0:
 		d.Verdict = Allowed
 		d.Reason = fmt.Sprintf("the relevant set at %s has no %s property, so it does not restrict issuance (RFC 8659 section 4.2, erratum 5244)", d.RelevantName, kind)
@@ -445,17 +452,40 @@ func authorizesBoulder(req Request, r Record) (bool, string, *IssueValue) {
 		}
 	}
 	if vm, ok := last("validationmethods"); ok {
-		match := false
+		// Boulder walks the list in order: an item that is not
+		// 1*(ALPHA / DIGIT / "-") rejects the record, the request's method
+		// accepts it, and method names it does not know are skipped.
+		match, rejected, bad := false, false, ""
 		for _, m := range strings.Split(vm, ",") {
+			if !isMethodName(m) {
+				rejected, bad = true, m
+				break
+			}
 			if boulderChallenges[m] && m == req.Method {
 				match = true
+				break
 			}
+		}
+		if rejected {
+			return false, fmt.Sprintf("validationmethods %q has an item %q that is not letters, digits and hyphens before the method %q: Boulder rejects the record", vm, bad, req.Method), &v
 		}
 		if !match {
 			return false, fmt.Sprintf("allows validation methods %s, not %q", vm, req.Method), &v
 		}
 	}
 	return true, "authorizes " + describeRequest(req), &v
+}
+
+func isMethodName(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isAlnum(m[i]) && m[i] != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // profileDifferences lists the records of the relevant set that the two

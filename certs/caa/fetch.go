@@ -63,7 +63,7 @@ func Normalize(name string) (string, bool, error) {
 	if n == "" {
 		return "", false, fmt.Errorf("empty domain name %q", name)
 	}
-	if _, ok := dns.IsDomainName(n); !ok || strings.Contains(n, "..") {
+	if _, ok := dns.IsDomainName(n); !ok || strings.Contains(n, "..") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
 		return "", false, fmt.Errorf("%q is not a domain name", name)
 	}
 	for _, l := range dns.SplitDomainName(n) {

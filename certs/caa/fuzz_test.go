@@ -52,3 +52,28 @@ func FuzzParseIssueValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseTrustAnchors feeds arbitrary text to the trust anchor reader and
+// the name normalizer: errors are fine, panics are not.
+func FuzzParseTrustAnchors(f *testing.F) {
+	f.Add("signed. IN DS 23758 13 2 5ea444afff441284b6640ffe60c5fa8625d7c92cc76b4657713ebbc3cdc5a42d\n")
+	f.Add(". IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh5eyI96WSVexTBAvkMgJzkKTOiW1vkIbzxeF3\n")
+	f.Add("$ORIGIN example.\n@ 3600 IN DS 1 8 2 00\n")
+	f.Add("*.Example.COM.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		ta, err := ParseTrustAnchors(strings.NewReader(s), "fuzz")
+		if err == nil && len(ta.ds)+len(ta.keys) == 0 {
+			t.Fatalf("%q: no anchors and no error", s)
+		}
+		if err == nil {
+			ta.covering("www.example.com.")
+		}
+		if n, _, err := Normalize(s); err == nil {
+			if n == "" || strings.HasSuffix(n, ".") || strings.ContainsAny(n, " *") {
+				t.Fatalf("%q normalized to %q", s, n)
+			}
+			ClimbNames(n)
+		}
+	})
+}
