@@ -39,8 +39,8 @@ type Log struct {
 	tree    *testonly.Tree
 	head    *ct.TreeHead
 	issuers map[[32]byte][]byte
-	// clock gives entry timestamps; time.Now when nil.
-	clock func() time.Time
+	// Clock gives entry and tree head timestamps; time.Now when nil.
+	Clock func() time.Time
 }
 
 // NewLog creates an empty log with a fresh P-256 key.
@@ -108,8 +108,8 @@ func (l *Log) sign(data []byte) []byte {
 }
 
 func (l *Log) now() uint64 {
-	if l.clock != nil {
-		return uint64(l.clock().UnixMilli())
+	if l.Clock != nil {
+		return uint64(l.Clock().UnixMilli())
 	}
 	return uint64(time.Now().UnixMilli())
 }
