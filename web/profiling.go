@@ -33,6 +33,10 @@ const profilingUploadLimit = 64 << 20
 // so that hosts can capture and upload without being able to change anything else.
 const EnvAgentToken = "SREKIT_AGENT_TOKEN"
 
+// EnvMaxInflate overrides how many bytes one upload may decompress to
+// (256 MiB by default).
+const EnvMaxInflate = "SREKIT_PROFILING_MAX_INFLATE"
+
 func init() {
 	Register(Part{
 		Slug:    "profiling",
@@ -52,6 +56,13 @@ type profilingWeb struct {
 
 func mountProfiling(s *Server) error {
 	p := &profilingWeb{s: s, svc: profiling.NewService(s.Store), agentToken: os.Getenv(EnvAgentToken)}
+	if v := os.Getenv(EnvMaxInflate); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%s=%q: want a number of bytes", EnvMaxInflate, v)
+		}
+		p.svc.Limits.MaxDecompressed = n
+	}
 	up := BodyLimit(profilingUploadLimit)
 	s.HandleFunc("GET /profiling", p.page)
 	s.HandleFunc("POST /ingest", p.ingest, Write(), up)

@@ -1,0 +1,180 @@
+package web
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srekit/srekit/profiling"
+	"github.com/srekit/srekit/store/storetest"
+)
+
+func newProfilingTestServer(t *testing.T) string {
+	t.Helper()
+	s, err := New(storetest.SQLite(t), Config{Token: pfToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+func post(t *testing.T, u, ctype string, body []byte, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, bytes.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func getJSON(t *testing.T, u string, v any) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPyroscopeIngest sends what Pyroscope clients send: folded text and a
+// multipart pprof upload to /ingest?name=app.kind{labels}&from=&until=.
+func TestPyroscopeIngest(t *testing.T) {
+	base := newProfilingTestServer(t)
+	from, until := time.Now().Add(-10*time.Second).Unix(), time.Now().Unix()
+	u := fmt.Sprintf("%s/ingest?name=%s&from=%d&until=%d&format=folded&spyName=rbspy&sampleRate=100",
+		base, "shop.cpu%7Benv%3Dprod%2Cregion%3Deu%7D", from, until)
+	code, body := post(t, u, "text/plain", []byte("main;handle;render 40\nmain;handle;db 10\n"), pfToken)
+	if code != 200 {
+		t.Fatalf("folded ingest: %d %s", code, body)
+	}
+	if code, _ := post(t, u, "text/plain", []byte("main;x 1\n"), ""); code != 401 {
+		t.Fatalf("ingest without the token: %d, want 401", code)
+	}
+	var ss []profiling.Snapshot
+	getJSON(t, base+"/api/v1/profiling/snapshots?query=shop", &ss)
+	if len(ss) != 1 || ss[0].Kind != "cpu" || ss[0].Labels["env"] != "prod" || ss[0].Labels["region"] != "eu" ||
+		ss[0].Total != 50 || ss[0].Start.Unix() != from || ss[0].End.Unix() != until || ss[0].Source != "pyroscope:rbspy" {
+		t.Fatalf("stored: %+v", ss)
+	}
+
+	// A Go heap profile, as pyroscope-go uploads it (multipart, field "profile").
+	var prof bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&prof, 0); err != nil {
+		t.Fatal(err)
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("profile", "profile.pprof")
+	fw.Write(prof.Bytes())
+	mw.Close()
+	code, body = post(t, base+"/ingest?name=shop%7Benv%3Dprod%7D&format=pprof&spyName=gospy", mw.FormDataContentType(), form.Bytes(), pfToken)
+	if code != 200 {
+		t.Fatalf("pprof ingest: %d %s", code, body)
+	}
+	var res struct{ Snapshots []int64 }
+	json.Unmarshal([]byte(body), &res)
+	if len(res.Snapshots) != 4 {
+		t.Fatalf("a heap profile should give 4 snapshots (alloc/inuse objects/space): %s", body)
+	}
+	getJSON(t, base+"/api/v1/profiling/snapshots?query=shop&kind=inuse_space", &ss)
+	if len(ss) != 1 || ss[0].Unit != "bytes" {
+		t.Fatalf("inuse_space: %+v", ss)
+	}
+	// The same upload again is stored once.
+	code, body = post(t, base+"/ingest?name=shop%7Benv%3Dprod%7D&format=pprof&from=1&until=2", "", prof.Bytes(), pfToken)
+	code2, body2 := post(t, base+"/ingest?name=shop%7Benv%3Dprod%7D&format=pprof&from=1&until=2", "", prof.Bytes(), pfToken)
+	if code != 200 || code2 != 200 || !strings.Contains(body2, `"duplicates": 4`) {
+		t.Fatalf("repeat upload: %d %s / %d %s", code, body, code2, body2)
+	}
+}
+
+func TestIngestRejectsBadInput(t *testing.T) {
+	t.Setenv(EnvMaxInflate, fmt.Sprint(8<<20))
+	base := newProfilingTestServer(t)
+	// 10 MiB of zeros gzip to about 10 KiB: refused by the decompression limit.
+	var bomb bytes.Buffer
+	zw := gzip.NewWriter(&bomb)
+	zero := make([]byte, 1<<20)
+	for i := 0; i < 10; i++ {
+		zw.Write(zero)
+	}
+	zw.Close()
+	for _, tc := range []struct {
+		name, query, ctype string
+		body               []byte
+		code               int
+		msg                string
+	}{
+		{"gzip bomb", "name=a&format=folded", "", bomb.Bytes(), 413, "decompresses to more than"},
+		{"not pprof", "name=a&format=pprof", "", []byte("hello"), 400, "pprof"},
+		{"bad name", "name=a%7Bb", "", []byte("a;b 1\n"), 400, "missing closing"},
+		{"unknown format", "name=a&format=jfr", "", []byte("x"), 400, "unknown format"},
+		{"no stacks", "name=a&format=folded", "", []byte("just words\n"), 400, "no stacks"},
+		{"bad time", "name=a&from=yesterday", "", []byte("a;b 1\n"), 400, "time"},
+		{"multipart without profile", "name=a&format=pprof", "multipart/form-data; boundary=xx", []byte("--xx--\r\n"), 400, "multipart upload has no"},
+	} {
+		code, body := post(t, base+"/ingest?"+tc.query, tc.ctype, tc.body, pfToken)
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.name, code, body, tc.code, tc.msg)
+		}
+		if strings.Count(strings.TrimSpace(body), "\n") > 2 {
+			t.Errorf("%s: error is not one line: %s", tc.name, body)
+		}
+	}
+	var st profiling.Stats
+	getJSON(t, base+"/api/v1/profiling/stats", &st)
+	if st.Snapshots != 0 {
+		t.Fatalf("bad uploads stored %d snapshots", st.Snapshots)
+	}
+}
+
+func TestProfilingPageRenders(t *testing.T) {
+	st := storetest.SQLite(t)
+	if err := profiling.Demo(context.Background(), st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(st, Config{Token: pfToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	resp, err := http.Get(ts.URL + "/profiling?query=checkout&from=now-3h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	if resp.StatusCode != 200 || !strings.Contains(page, `id="heatmap"`) || !strings.Contains(page, "48 snapshots selected") {
+		t.Fatalf("page: %d\n%.3000s", resp.StatusCode, page)
+	}
+}
