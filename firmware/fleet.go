@@ -62,7 +62,7 @@ const (
 	StateAhead    State = "ahead"
 	StateDiffers  State = "differs"  // versions do not order (plain strings, mixed formats) and are not equal
 	StateBad      State = "bad"      // running a release marked known-bad
-	StateNoTarget State = "untarget" // no target approved for this model and component
+	StateNoTarget State = "no-target" // no target approved for this model and component
 )
 
 // Status is one host component with its target and state.

@@ -375,16 +375,22 @@ func MakePlan(spec RolloutSpec, cands []Candidate, f Format) (*Plan, error) {
 	}
 	items := make([]item, 0, len(cands))
 	domHash := map[string]uint64{}
+	// A fleet runs few distinct versions: decide each once.
+	atTarget := map[string]bool{}
 	for _, c := range cands {
 		if !spec.Selector.match(c) {
 			continue
 		}
-		if v, err := Parse(c.Version, f); err == nil {
-			if cmp, err := Compare(v, target); err == nil && cmp >= 0 {
-				p.Skipped++
-				continue
+		skip, ok := atTarget[c.Version]
+		if !ok {
+			if v, err := Parse(c.Version, f); err == nil {
+				cmp, err := Compare(v, target)
+				skip = err == nil && cmp >= 0
 			}
-		} else if c.Version == spec.Version {
+			skip = skip || c.Version == spec.Version
+			atTarget[c.Version] = skip
+		}
+		if skip {
 			p.Skipped++
 			continue
 		}
