@@ -60,8 +60,8 @@ const (
 	StateOnTarget State = "on-target"
 	StateBehind   State = "behind"
 	StateAhead    State = "ahead"
-	StateDiffers  State = "differs"  // versions do not order (plain strings, mixed formats) and are not equal
-	StateBad      State = "bad"      // running a release marked known-bad
+	StateDiffers  State = "differs"   // versions do not order (plain strings, mixed formats) and are not equal
+	StateBad      State = "bad"       // running a release marked known-bad
 	StateNoTarget State = "no-target" // no target approved for this model and component
 )
 

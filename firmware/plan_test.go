@@ -93,11 +93,11 @@ func TestWindows(t *testing.T) {
 		t    time.Time
 		want bool
 	}{
-		{time.Date(2026, 11, 28, 23, 0, 0, 0, berlin), true},  // Saturday night
-		{time.Date(2026, 11, 29, 3, 59, 0, 0, berlin), true},  // Sunday early: Saturday's window
-		{time.Date(2026, 11, 30, 3, 0, 0, 0, berlin), true},   // Monday early: Sunday's window
-		{time.Date(2026, 12, 1, 3, 0, 0, 0, berlin), false},   // Tuesday early: Monday has none
-		{time.Date(2026, 11, 28, 21, 59, 0, 0, berlin), false}, // before the start
+		{time.Date(2026, 11, 28, 23, 0, 0, 0, berlin), true},    // Saturday night
+		{time.Date(2026, 11, 29, 3, 59, 0, 0, berlin), true},    // Sunday early: Saturday's window
+		{time.Date(2026, 11, 30, 3, 0, 0, 0, berlin), true},     // Monday early: Sunday's window
+		{time.Date(2026, 12, 1, 3, 0, 0, 0, berlin), false},     // Tuesday early: Monday has none
+		{time.Date(2026, 11, 28, 21, 59, 0, 0, berlin), false},  // before the start
 		{time.Date(2026, 11, 28, 21, 30, 0, 0, time.UTC), true}, // 22:30 in Berlin
 	} {
 		if got := InWindow(ws, tc.t); got != tc.want {
