@@ -118,9 +118,9 @@ func DOT(m *Model, a *Analysis, opt DiagramOptions) string {
 // layout is where Graphviz put things, in points (y down).
 type layout struct {
 	w, h  float64
-	nodes []pt      // centre of each variable
-	sizes []pt      // width, height
-	edges [][]pt    // bezier control points per link (index = link index)
+	nodes []pt   // centre of each variable
+	sizes []pt   // width, height
+	edges [][]pt // bezier control points per link (index = link index)
 }
 
 type pt struct{ x, y float64 }
@@ -255,7 +255,7 @@ func SVG(ctx context.Context, m *Model, a *Analysis, opt DiagramOptions) (string
 	if opt.ID != "" {
 		id = fmt.Sprintf(` id="%s"`, html.EscapeString(opt.ID))
 	}
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="cld"%s width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="cld"%s style="max-width:100%%;height:auto" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" role="img" aria-label="%s" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
 		id, w, h, w, h, html.EscapeString("causal loop diagram: "+m.Name))
 	b.WriteString(`<defs>`)
 	for _, c := range []struct{ id, col string }{{"pos", "#0b63ce"}, {"neg", "#d1495b"}, {"unk", "#777"}} {
@@ -388,21 +388,26 @@ func drawLoopLabels(b *strings.Builder, lay *layout, a *Analysis, max int) {
 			v := lay.nodes[lp.vars[0]]
 			c = pt{v.x, v.y - 28}
 		}
-		for tries := 0; tries < 24; tries++ {
-			clash := false
+		// move off other labels and off variable names, spiralling out
+		clashes := func(c pt) bool {
 			for _, p := range placed {
-				if math.Abs(p.x-c.x) < 30 && math.Abs(p.y-c.y) < 24 {
-					clash = true
-					break
+				if math.Abs(p.x-c.x) < 30 && math.Abs(p.y-c.y) < 28 {
+					return true
 				}
 			}
-			if !clash {
-				break
+			for k, v := range lay.nodes {
+				sz := lay.sizes[k]
+				if math.Abs(v.x-c.x) < sz.x/2+14 && math.Abs(v.y-c.y) < sz.y/2+12 {
+					return true
+				}
 			}
-			c.y += 24
-			if tries%3 == 2 {
-				c.x += 30
-			}
+			return false
+		}
+		base := c
+		for tries := 1; tries < 64 && clashes(c); tries++ {
+			ang := float64(tries) * 2.4
+			r := 10 * math.Sqrt(float64(tries))
+			c = pt{base.x + r*math.Cos(ang), base.y + r*math.Sin(ang)}
 		}
 		placed = append(placed, c)
 		col := "#b35c00"

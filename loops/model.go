@@ -141,10 +141,10 @@ type Model struct {
 	Variables   []*Variable `json:"variables"`
 	// Links holds the links written in the file plus those derived from
 	// equations and flows (Derived), one per ordered pair of variables.
-	Links []*Link      `json:"links"`
-	Loops []NamedLoop  `json:"loops,omitempty"`
-	Sim   SimSpec      `json:"simulation"`
-	File  string       `json:"file,omitempty"`
+	Links []*Link     `json:"links"`
+	Loops []NamedLoop `json:"loops,omitempty"`
+	Sim   SimSpec     `json:"simulation"`
+	File  string      `json:"file,omitempty"`
 	index map[string]int
 	out   [][]int // adjacency: out[v] = indices into Links
 }

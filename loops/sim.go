@@ -56,8 +56,9 @@ func (r *Result) Series(name string) []float64 {
 
 // Period is a stretch of time during which one loop dominates.
 type Period struct {
-	Loop     string  `json:"loop"`
-	From, To float64 `json:"-"`
+	Loop string  `json:"loop"`
+	From float64 `json:"from"`
+	To   float64 `json:"to"`
 }
 
 // DominancePeriods collapses Dominant into runs.
@@ -209,7 +210,7 @@ func (p *program) initial(e *env) ([]float64, error) {
 			expr = vr.init
 		}
 		if expr != nil {
-			for _, d := range refsOf(expr) {
+			for _, d := range initDeps(expr) {
 				if err := visit(d); err != nil {
 					return err
 				}
@@ -254,6 +255,37 @@ func (p *program) initial(e *env) ([]float64, error) {
 	}
 	e.initial = false
 	return y, nil
+}
+
+// initDeps lists what an expression needs to compute its initial value: a
+// SMOOTH or DELAY1 with an explicit initial value does not need its input.
+func initDeps(n *node) []int {
+	var out []int
+	seen := map[int]bool{}
+	var walk func(x *node)
+	walk = func(x *node) {
+		switch x.op {
+		case opRef:
+			if !seen[x.ref] {
+				seen[x.ref] = true
+				out = append(out, x.ref)
+			}
+			return
+		case opSmooth, opDelay1:
+			if len(x.args) > 2 {
+				walk(x.args[2])
+				if x.op == opDelay1 {
+					walk(x.args[1])
+				}
+				return
+			}
+		}
+		for _, a := range x.args {
+			walk(a)
+		}
+	}
+	walk(n)
+	return out
 }
 
 // Simulate runs a stock-and-flow model from start to stop, recording every
@@ -324,6 +356,7 @@ func Simulate(ctx context.Context, m *Model, opt SimOptions) (*Result, error) {
 			return nil, ctx.Err()
 		}
 		t := spec.Start + float64(step)*h
+		t = math.Round(t*1e9) / 1e9 // 10.1, not 10.100000000000001
 		p.derivs(t, y, dy, e)
 		res.Time = append(res.Time, t)
 		for i := range m.Variables {
@@ -411,7 +444,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 	clean.Values = nanToNull(r.Values)
 	clean.LoopScores = nanToNull(r.LoopScores)
 	enc := json.NewEncoder(w)
-	return enc.Encode(out{Result: &clean})
+	return enc.Encode(out{Result: &clean, Periods: r.DominancePeriods()})
 }
 
 func nanToNull(in [][]float64) [][]float64 {

@@ -264,8 +264,8 @@ func Defaults() Params {
 
 // Scenarios are the faults srekit knows by name, all starting 10 minutes in.
 var Scenarios = map[string][]Event{
-	"none":      nil,
-	"node-dies": {{Kind: "node-dies", At: Duration(10 * time.Minute), Count: 1}},
+	"none":       nil,
+	"node-dies":  {{Kind: "node-dies", At: Duration(10 * time.Minute), Count: 1}},
 	"rack-power": {{Kind: "rack-power", At: Duration(10 * time.Minute), Duration: Duration(5 * time.Minute), Count: 1}},
 	"brownout":   {{Kind: "brownout", At: Duration(10 * time.Minute), Duration: Duration(2 * time.Minute), Loss: 0.3}},
 	"deploy":     {{Kind: "deploy", At: Duration(10 * time.Minute), Duration: Duration(2 * time.Minute), Fraction: 0.1}},

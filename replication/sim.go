@@ -66,7 +66,11 @@ func (r *Result) Summary() string {
 	s := r.Verdict
 	switch r.Verdict {
 	case Recovered:
-		s += fmt.Sprintf(" %s after the fault began", fmtSeconds(r.RecoveredAt-r.TriggerStart))
+		if r.PeakUnder == 0 && r.CopiesStarted == 0 {
+			s += ": rode the fault out, no block ever looked under-replicated"
+		} else {
+			s += fmt.Sprintf(" %s after the fault began", fmtSeconds(r.RecoveredAt-r.TriggerStart))
+		}
 	case Metastable:
 		s += fmt.Sprintf(": still degraded %s after the fault ended", fmtSeconds(r.Samples[len(r.Samples)-1].T-r.TriggerEnd))
 	}
@@ -120,11 +124,11 @@ type sim struct {
 	// faults
 	brownLoss float64
 	// counters
-	hbFail                      int
-	started, completed, failed  int64
-	declarations                int64
-	under, atRisk, unavailable  int
-	tokens                      float64
+	hbFail                     int
+	started, completed, failed int64
+	declarations               int64
+	under, atRisk, unavailable int
+	tokens                     float64
 }
 
 // Run simulates one cluster with the parameters p (validated here).
