@@ -35,6 +35,9 @@ type Config struct {
 	People    []Person  `yaml:"people"`
 	Catalogue []Drill   `yaml:"catalogue"`
 	Incidents Incidents `yaml:"incidents"`
+	// PagerDutyWebhookSecret verifies PagerDuty v3 webhooks (X-PagerDuty-Signature)
+	// that acknowledge drills.
+	PagerDutyWebhookSecret string `yaml:"pagerduty_webhook_secret"`
 }
 
 // IsDryRun reports whether pages are only recorded, not sent.

@@ -1,6 +1,9 @@
 package drills
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 )
@@ -88,4 +91,39 @@ func FuzzVerifySignature(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string, body []byte) {
 		Verify("secret", header, body, mustTime("2027-01-15T00:00:00Z"), 0)
 	})
+}
+
+func TestDemoConfigValidates(t *testing.T) {
+	c, err := ParseConfig("demo.yaml", strings.NewReader(DemoConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsDryRun() {
+		t.Fatal("the demo must never page anyone")
+	}
+}
+
+func TestPagerDutyWebhook(t *testing.T) {
+	body := []byte(`{"event":{"event_type":"incident.acknowledged","occurred_at":"2027-03-03T10:05:00Z","data":{"incident_key":"srekit-drill-abc"}}}`)
+	mac := hmacHex("pd-secret", body)
+	ack, ok, err := ParsePagerDutyWebhook("pd-secret", "v1=deadbeef,v1="+mac, body)
+	if err != nil || !ok || ack.DedupKey != "srekit-drill-abc" || ack.At.Minute() != 5 {
+		t.Fatalf("ack %+v ok %v err %v", ack, ok, err)
+	}
+	if _, _, err := ParsePagerDutyWebhook("pd-secret", "v1=00", body); err == nil {
+		t.Fatal("bad signature accepted")
+	}
+	if _, _, err := ParsePagerDutyWebhook("", "v1="+mac, body); err == nil {
+		t.Fatal("no secret configured, yet accepted")
+	}
+	other := []byte(`{"event":{"event_type":"incident.triggered","data":{"incident_key":"k"}}}`)
+	if _, ok, err := ParsePagerDutyWebhook("pd-secret", "v1="+hmacHex("pd-secret", other), other); ok || err != nil {
+		t.Fatalf("a trigger event was taken as an ack: %v %v", ok, err)
+	}
+}
+
+func hmacHex(secret string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
 }

@@ -330,3 +330,36 @@ func Paused(ctx context.Context, st *store.Store, c *Config) (bool, error) {
 func SetPaused(ctx context.Context, st *store.Store, paused bool) error {
 	return st.SetSetting(ctx, PausedKey, fmt.Sprint(paused))
 }
+
+// ConfigKey is the settings key of the stored configuration.
+const ConfigKey = "drills_config"
+
+// SaveConfig validates a configuration and stores it for the server's runner
+// and pages. What does not validate is never stored.
+func SaveConfig(ctx context.Context, st *store.Store, yamlText string) (*Config, error) {
+	c, err := ParseConfig("drills configuration", strings.NewReader(yamlText))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SetSetting(ctx, ConfigKey, yamlText); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadConfig returns the stored configuration with the opt-in overrides
+// applied; ok is false when none is stored.
+func LoadConfig(ctx context.Context, st *store.Store) (c *Config, ok bool, err error) {
+	text, ok, err := st.Setting(ctx, ConfigKey)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	c, err = ParseConfig("stored drills configuration", strings.NewReader(text))
+	if err != nil {
+		return nil, true, err
+	}
+	if err := ApplyOptIns(ctx, st, c); err != nil {
+		return nil, true, err
+	}
+	return c, true, nil
+}

@@ -114,8 +114,11 @@ func (c *Config) planPersonMonth(p *Person, m, from, to time.Time, taken []Page,
 			if containsTime(existing, at) {
 				break // this slot is already stored
 			}
-			if at.Before(from) || !at.Before(to) {
-				break // outside the window: a later planning round takes it
+			if at.Before(from) {
+				continue // the past cannot be planned: draw again
+			}
+			if !at.Before(to) {
+				break // beyond the window: a later planning round takes it
 			}
 			if c.Check(p, at, taken) != nil {
 				continue // breaks a rule: draw again

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +63,10 @@ type Part struct {
 	// Demo fills the store with the part's demo data; called once per
 	// database by `serve --demo`.
 	Demo func(ctx context.Context, s *store.Store) error
+	// Run is the part's background work (schedulers, runners). Serve starts
+	// it and cancels ctx on shutdown; servers used only through Handler (as
+	// in tests) never run it.
+	Run func(ctx context.Context, s *Server)
 }
 
 var registered = map[string]Part{}
@@ -244,6 +249,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	for _, p := range Parts() {
+		if p.Run != nil {
+			background.Add(1)
+			go func() {
+				defer background.Done()
+				p.Run(bgCtx, s)
+			}()
+		}
+	}
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
 	s.Log.Info("serving", "addr", "http://"+ln.Addr().String(), "db", s.Store.Location, "writes", s.Config.Token != "")
 	select {
 	case err := <-errc:
