@@ -174,8 +174,8 @@ Layout is Graphviz's, embedded (compiled to WebAssembly): nothing to install.
 
 	var (
 		simOut, chartOut, domOut, method, vars string
-		dt, start, stop                         float64
-		simFormat                               outputFormat = "csv"
+		dt, start, stop                        float64
+		simFormat                              outputFormat = "csv"
 	)
 	simulate := &cobra.Command{
 		Use:   "simulate MODEL",

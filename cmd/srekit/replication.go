@@ -18,10 +18,10 @@ import (
 // replicationFlags are the knobs both run and demo share.
 type replicationFlags struct {
 	file, scenario, mitigations string
-	nodes, racks, blocks         int
-	duration, every              time.Duration
-	seed                         uint64
-	charts                       string
+	nodes, racks, blocks        int
+	duration, every             time.Duration
+	seed                        uint64
+	charts                      string
 }
 
 func (f *replicationFlags) add(cmd *cobra.Command, mitigationsDefault string) {
