@@ -84,8 +84,8 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 			pv.Set("until", until.UTC().Format(time.RFC3339))
 			return "/profiling?" + pv.Encode()
 		})
-		if len(ss) > 50 {
-			ss = ss[:50]
+		if len(ss) > 25 {
+			ss = ss[:25]
 		}
 		d.Snapshots = ss
 		d.Shown = len(ss)
