@@ -3,8 +3,8 @@ package web_test
 import (
 	"context"
 	"net/http"
-	"net/http/pprof"
 	"net/http/httptest"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
