@@ -282,6 +282,10 @@ func (r *Resolver) exchange(ctx context.Context, qname string, qtype uint16, cd 
 				lastErr = errors.New("answer with the wrong ID")
 				continue
 			}
+			if len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, m.Question[0].Name) || resp.Question[0].Qtype != qtype {
+				lastErr = errors.New("answer to a different question")
+				continue
+			}
 			return resp, false, nil
 		}
 		lastErr = err
