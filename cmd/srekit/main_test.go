@@ -203,3 +203,47 @@ func TestServeDemoAndGracefulShutdown(t *testing.T) {
 		t.Errorf("no shutdown log line: %s", stderr.String())
 	}
 }
+
+func TestDrillsCommands(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "drills.yaml")
+	out, _, code := run(t, "", "drills", "example")
+	if code != 0 || !strings.Contains(out, "dry_run: true") {
+		t.Fatalf("example (exit %d)", code)
+	}
+	os.WriteFile(cfg, []byte(out), 0o644)
+	if out, _, code := run(t, "", "drills", "validate", cfg); code != 0 || !strings.Contains(out, "valid") || !strings.Contains(out, "dry run") {
+		t.Fatalf("validate (exit %d): %s", code, out)
+	}
+	if out, _, code := run(t, "", "drills", "plan", cfg, "--from", "2027-01-01", "--days", "90"); code != 0 || strings.Count(out, "\n") < 10 {
+		t.Fatalf("plan (exit %d): %s", code, out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("people:\n  - {name: x, team: y, timezone: Nowhere/Land, pager: {kind: pagerduty, routing_key: k}}\ncatalogue: [{id: a, title: b}]\n"), 0o644)
+	_, stderr, code := run(t, "", "drills", "validate", bad)
+	if code != 1 || !strings.Contains(stderr, `timezone "Nowhere/Land": unknown`) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("bad timezone: exit %d, %q", code, stderr)
+	}
+	if _, stderr, code := run(t, "", "drills", "plan", cfg, "--days", "0"); code != 2 || !strings.Contains(stderr, "--days") {
+		t.Fatalf("--days 0: exit %d, %q", code, stderr)
+	}
+	// apply, pause, import and report against one database.
+	db := filepath.Join(dir, "d.db")
+	for _, args := range [][]string{{"drills", "apply", cfg}, {"drills", "pause"}, {"drills", "resume"}} {
+		if _, stderr, code := run(t, "", append(args, "--db", db)...); code != 0 {
+			t.Fatalf("%v: exit %d %s", args, code, stderr)
+		}
+	}
+	csvPath := filepath.Join(dir, "pages.csv")
+	os.WriteFile(csvPath, []byte("person,team,time\nChidi,storage,2026-11-01T03:12:00Z\n"), 0o644)
+	if out, stderr, code := run(t, "", "drills", "import-pages", csvPath, "--db", db); code != 0 || !strings.Contains(out, "imported 1") {
+		t.Fatalf("import: exit %d %s %s", code, out, stderr)
+	}
+	os.WriteFile(csvPath, []byte("person,team,time\nChidi,storage,yesterday\n"), 0o644)
+	if _, stderr, code := run(t, "", "drills", "import-pages", csvPath, "--db", db); code != 1 || !strings.Contains(stderr, "line 2") {
+		t.Fatalf("bad import: exit %d %s", code, stderr)
+	}
+	if out, stderr, code := run(t, "", "drills", "report", "--db", db); code != 0 || !strings.Contains(out, "Chidi") {
+		t.Fatalf("report: exit %d %s %s", code, out, stderr)
+	}
+}
