@@ -210,3 +210,27 @@ func closestEncloser(name, a, b string) string {
 	}
 	return best
 }
+
+// proveExpansion checks, for an answer RRset at name synthesized from a
+// wildcard (its RRSIG has fewer labels than name), that the NSEC/NSEC3
+// records prove name itself does not exist (RFC 4035 section 5.3.4, RFC
+// 5155 section 8.8): otherwise a wildcard answer could be replayed over a
+// name that has records of its own.
+func proveExpansion(sets map[rrsetKey][]dns.RR, name string, sigLabels int) error {
+	ns, n3 := nsecsOf(sets)
+	for _, n := range ns {
+		if nsecCovers(n, name) {
+			return nil
+		}
+	}
+	labels := dns.SplitDomainName(name)
+	if sigLabels+1 <= len(labels) {
+		next := dns.Fqdn(strings.Join(labels[len(labels)-sigLabels-1:], "."))
+		for _, n := range n3 {
+			if n.Cover(next) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s was answered from a wildcard without proof that %s does not exist", name, name)
+}

@@ -354,6 +354,11 @@ func (r *Resolver) validate(ctx context.Context, resp *dns.Msg) (Status, string)
 		if err := ta.verifySet(sets[k], ss, zs.keys); err != nil {
 			return Bogus, err.Error()
 		}
+		if n := int(ss[0].Labels); n < dns.CountLabel(k.name) && k.rtype != dns.TypeNSEC && k.rtype != dns.TypeNSEC3 {
+			if err := proveExpansion(sets, k.name, n); err != nil {
+				return Bogus, err.Error()
+			}
+		}
 		statuses = append(statuses, Secure)
 	}
 	st := worst(statuses)
@@ -365,7 +370,7 @@ func (r *Resolver) validate(ctx context.Context, resp *dns.Msg) (Status, string)
 			if err := proveNXDomain(sets, target); err != nil {
 				return Bogus, "NXDOMAIN without a valid proof: " + err.Error()
 			}
-		} else if !hasType(resp.Answer, qtype) {
+		} else if !hasTypeAt(resp.Answer, qtype, target) {
 			if err := proveNoData(sets, target, qtype, false); err != nil {
 				return Bogus, "an empty answer without a valid proof: " + err.Error()
 			}
@@ -375,9 +380,11 @@ func (r *Resolver) validate(ctx context.Context, resp *dns.Msg) (Status, string)
 	return st, strings.Join(dedup(details), "; ")
 }
 
-func hasType(rrs []dns.RR, t uint16) bool {
+// hasTypeAt reports whether rrs hold a record of type t owned by name:
+// records of the right type at another name answer nothing.
+func hasTypeAt(rrs []dns.RR, t uint16, name string) bool {
 	for _, rr := range rrs {
-		if rr.Header().Rrtype == t {
+		if rr.Header().Rrtype == t && strings.EqualFold(rr.Header().Name, name) {
 			return true
 		}
 	}

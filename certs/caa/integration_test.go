@@ -30,7 +30,9 @@ func check(t *testing.T, r *caa.Resolver, name, issuer string) caa.Decision {
 
 // replayProxy forwards queries to upstream, but answers a CAA query for
 // target with the upstream's answer for replacement (question rewritten).
-func replayProxy(t *testing.T, upstream, target, replacement string) string {
+// With strip, it answers target itself but drops the authority section
+// (where the NSEC/NSEC3 proofs travel).
+func replayProxy(t *testing.T, upstream, target, replacement string, strip bool) string {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +48,9 @@ func replayProxy(t *testing.T, upstream, target, replacement string) string {
 			return
 		}
 		resp.Id, resp.Question = q.Id, q.Question
+		if strip && strings.EqualFold(q.Question[0].Name, target) {
+			resp.Ns = nil
+		}
 		w.WriteMsg(resp)
 	})}
 	go srv.ActivateAndServe()
@@ -234,6 +239,8 @@ func TestIntegration(t *testing.T) {
 				{"sub.www.nsec3", caa.Allowed, caa.Secure}, // NODATA proven by NSEC3
 				{"missing.nsec3", caa.Allowed, caa.Secure}, // NXDOMAIN proven by NSEC3
 				{"nodata.nsec3", caa.Allowed, caa.Secure},
+				{"x.wild.signed", caa.Forbidden, caa.Secure}, // from the wildcard: wild.example only
+				{"x.wild.nsec3", caa.Forbidden, caa.Secure},
 				{"caa.test", caa.Allowed, caa.Insecure},
 			}
 			for _, c := range cases {
@@ -248,12 +255,12 @@ func TestIntegration(t *testing.T) {
 	// A path attacker replays validly signed denials from elsewhere in the
 	// zone to hide www.signed's CAA set: own validation must call it bogus.
 	t.Run("trust-anchor/replayed-denial", func(t *testing.T) {
-		for replacement, what := range map[string]string{"nodata.signed.": "NODATA", "missing.signed.": "NXDOMAIN", "nodata.nsec3.": "NSEC3 NODATA"} {
+		for replacement, what := range map[string]string{"nodata.signed.": "NODATA", "missing.signed.": "NXDOMAIN", "nodata.nsec3.": "NSEC3 NODATA", "x.wild.signed.": "another name's answer", "missing.nsec3.": "NSEC3 NXDOMAIN"} {
 			target := "www.signed."
 			if strings.HasSuffix(replacement, "nsec3.") {
 				target = "www.nsec3."
 			}
-			proxy := replayProxy(t, env.Auth, target, replacement)
+			proxy := replayProxy(t, env.Auth, target, replacement, false)
 			ta, err := caa.LoadTrustAnchors(env.AnchorFile)
 			if err != nil {
 				t.Fatal(err)
@@ -268,6 +275,22 @@ func TestIntegration(t *testing.T) {
 			plain := &caa.Resolver{Server: proxy}
 			if d := check(t, plain, "sub."+target, "other.example"); d.Verdict != caa.Allowed {
 				t.Errorf("%s replay without anchors: got %s (the test's lie did not work)", what, d.Verdict)
+			}
+		}
+	})
+
+	// A wildcard answer without the proof that the name itself does not
+	// exist could hide the name's own records: bogus.
+	t.Run("trust-anchor/wildcard-without-proof", func(t *testing.T) {
+		for _, name := range []string{"x.wild.signed.", "x.wild.nsec3."} {
+			proxy := replayProxy(t, env.Auth, name, name, true)
+			ta, err := caa.LoadTrustAnchors(env.AnchorFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := check(t, &caa.Resolver{Server: proxy, Anchors: ta}, name, "wild.example")
+			if d.Verdict != caa.CannotDecide || d.DNSSEC != caa.Bogus {
+				t.Errorf("%s without proof: got %s/%s: %s", name, d.Verdict, d.DNSSEC, d.Reason)
 			}
 		}
 	})

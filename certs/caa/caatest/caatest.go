@@ -103,6 +103,7 @@ ns.ORIGIN IN A 127.0.0.1
 www.ORIGIN IN CAA 0 issue "ca.example"
 sub.www.ORIGIN IN A 127.0.0.1
 nodata.ORIGIN IN A 127.0.0.1
+*.wild.ORIGIN IN CAA 0 issue "wild.example"
 `, "ORIGIN", origin)
 }
 
