@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"hash/maphash"
 	"math"
 	"sort"
 	"strconv"
@@ -232,46 +233,54 @@ func appendJoined(buf []byte, stack []string) []byte {
 }
 
 // compareStacks orders stacks as their ';'-joined strings compare byte-wise,
-// without joining them.
+// without joining them: equal frames are skipped whole, and only the first
+// differing frame is looked at.
 func compareStacks(a, b []string) int {
-	var ia, ib stackBytes
-	ia.s, ib.s = a, b
-	for {
-		ca, cb := ia.next(), ib.next()
-		if ca != cb {
-			if ca < cb {
-				return -1
-			}
-			return 1
-		}
-		if ca < 0 {
-			return 0
+	n := min(len(a), len(b))
+	i := 0
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	if i == n {
+		return cmpInt(len(a), len(b)) // one is a prefix of the other (or equal)
+	}
+	x, y := a[i], b[i]
+	m := min(len(x), len(y))
+	for k := 0; k < m; k++ {
+		if x[k] != y[k] {
+			return cmpInt(int(x[k]), int(y[k]))
 		}
 	}
+	// one frame is a prefix of the other: what follows the shorter is ';'
+	// if its stack goes on, or the end
+	if len(x) < len(y) {
+		next := -1
+		if i+1 < len(a) {
+			next = ';'
+		}
+		if c := cmpInt(next, int(y[len(x)])); c != 0 {
+			return c
+		}
+		return -1 // unreachable: ';' and the end differ from any byte but ';' itself
+	}
+	next := -1
+	if i+1 < len(b) {
+		next = ';'
+	}
+	if c := cmpInt(int(x[len(y)]), next); c != 0 {
+		return c
+	}
+	return 1
 }
 
-// stackBytes walks the bytes of a stack as if its frames were joined by ';'.
-type stackBytes struct {
-	s    []string
-	i, x int
-}
-
-// next returns the next byte, or -1 at the end.
-func (it *stackBytes) next() int {
-	if it.i >= len(it.s) {
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
 		return -1
+	case a > b:
+		return 1
 	}
-	f := it.s[it.i]
-	if it.x < len(f) {
-		it.x++
-		return int(f[it.x-1])
-	}
-	if it.i == len(it.s)-1 {
-		it.i++
-		return -1
-	}
-	it.i, it.x = it.i+1, 0
-	return ';'
+	return 0
 }
 
 // Compact returns a copy with identical stacks merged, empty samples (both
@@ -426,7 +435,8 @@ func FromPprof(p *profile.Profile, sampleIndex int) (*Profile, error) {
 				if name == "" {
 					name = fmt.Sprintf("0x%x", loc.Address)
 				}
-				stack = append(stack, name)
+				// ';' separates frames in folded text, so it becomes ':' as the collapsers do
+				stack = append(stack, strings.ReplaceAll(name, ";", ":"))
 			}
 		}
 		if len(stack) == 0 {
@@ -465,20 +475,25 @@ func FromCounts(counts map[string]int64) *Profile {
 }
 
 // builder accumulates samples, merging identical stacks and interning frame
-// names so that millions of repeated frames share their strings.
+// names so that millions of repeated frames share their strings. Stacks are
+// found by a hash of their joined text, not by the text itself, so that a
+// profile of long stacks is not held twice in memory.
 type builder struct {
 	p       *Profile
-	index   map[string]int    // joined stack -> index in p.Samples
-	ordered bool              // keep input order, do not merge
-	frames  map[string]string // interned frame names
+	index   map[uint64]int32 // hash of the joined stack -> index in p.Samples
+	more    map[string]int   // the rare stacks whose hash collided with another's
+	ordered bool             // keep input order, do not merge
+	frames  map[string]string
+	seed    maphash.Seed
 	key     []byte
 }
 
 func newBuilder() *builder {
 	return &builder{
 		p:      &Profile{Unit: "samples"},
-		index:  make(map[string]int),
+		index:  make(map[uint64]int32),
 		frames: make(map[string]string),
+		seed:   maphash.MakeSeed(),
 	}
 }
 
@@ -491,10 +506,64 @@ func (b *builder) intern(f string) string {
 	return s
 }
 
+func (b *builder) internBytes(f []byte) string {
+	if s, ok := b.frames[string(f)]; ok {
+		return s
+	}
+	s := string(f)
+	b.frames[s] = s
+	return s
+}
+
+// find returns the index of the sample with this joined stack, or -1.
+func (b *builder) find(joined []byte, h uint64) int {
+	i, ok := b.index[h]
+	if !ok {
+		return -1
+	}
+	if equalJoined(b.p.Samples[i].Stack, joined) {
+		return int(i)
+	}
+	if j, ok := b.more[string(joined)]; ok {
+		return j
+	}
+	return -1
+}
+
+// insert records a new sample's place.
+func (b *builder) insert(joined []byte, h uint64, i int) {
+	if _, taken := b.index[h]; !taken {
+		b.index[h] = int32(i)
+		return
+	}
+	if b.more == nil {
+		b.more = make(map[string]int)
+	}
+	b.more[string(joined)] = i
+}
+
+// equalJoined reports whether stack joined with ';' equals joined.
+func equalJoined(stack []string, joined []byte) bool {
+	for i, f := range stack {
+		if i > 0 {
+			if len(joined) == 0 || joined[0] != ';' {
+				return false
+			}
+			joined = joined[1:]
+		}
+		if len(joined) < len(f) || string(joined[:len(f)]) != f {
+			return false
+		}
+		joined = joined[len(f):]
+	}
+	return len(joined) == 0 && (len(stack) > 0 || len(joined) == 0)
+}
+
 // add merges one stack (frames root first).
 func (b *builder) add(stack []string, v1, v2 int64) {
 	b.key = appendJoined(b.key[:0], stack)
-	if i, ok := b.index[string(b.key)]; ok {
+	h := maphash.Bytes(b.seed, b.key)
+	if i := b.find(b.key, h); i >= 0 && !b.ordered {
 		b.p.Samples[i].Value += v1
 		b.p.Samples[i].Value2 += v2
 		return
@@ -503,16 +572,21 @@ func (b *builder) add(stack []string, v1, v2 int64) {
 	for i, f := range stack {
 		st[i] = b.intern(f)
 	}
-	b.index[string(b.key)] = len(b.p.Samples)
+	if !b.ordered {
+		b.insert(b.key, h, len(b.p.Samples))
+	}
 	b.p.Samples = append(b.p.Samples, Sample{Stack: st, Value: v1, Value2: v2})
 }
 
 // addJoined merges one stack given as ';'-joined text.
 func (b *builder) addJoined(joined []byte, v1, v2 int64) {
-	if i, ok := b.index[string(joined)]; ok && !b.ordered {
-		b.p.Samples[i].Value += v1
-		b.p.Samples[i].Value2 += v2
-		return
+	h := maphash.Bytes(b.seed, joined)
+	if !b.ordered {
+		if i := b.find(joined, h); i >= 0 {
+			b.p.Samples[i].Value += v1
+			b.p.Samples[i].Value2 += v2
+			return
+		}
 	}
 	n := bytes.Count(joined, []byte{';'}) + 1
 	st := make([]string, 0, n)
@@ -527,28 +601,19 @@ func (b *builder) addJoined(joined []byte, v1, v2 int64) {
 		rest = rest[i+1:]
 	}
 	if !b.ordered {
-		b.index[string(joined)] = len(b.p.Samples)
+		b.insert(joined, h, len(b.p.Samples))
 	}
 	b.p.Samples = append(b.p.Samples, Sample{Stack: st, Value: v1, Value2: v2})
-}
-
-func (b *builder) internBytes(f []byte) string {
-	if s, ok := b.frames[string(f)]; ok {
-		return s
-	}
-	s := string(f)
-	b.frames[s] = s
-	return s
 }
 
 // profile returns the built profile with samples sorted by stack.
 func (b *builder) profile() *Profile {
 	p := b.p
-	if b.ordered {
-		return p
+	b.index, b.more = nil, nil
+	if !b.ordered {
+		sort.Slice(p.Samples, func(i, j int) bool {
+			return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0
+		})
 	}
-	sort.SliceStable(p.Samples, func(i, j int) bool {
-		return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0
-	})
 	return p
 }

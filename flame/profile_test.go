@@ -2,6 +2,7 @@ package flame
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -41,5 +42,25 @@ func TestMergeDiff(t *testing.T) {
 	d.WriteFolded(&buf)
 	if want := "x 2 0\nx;y 1 5\nz 0 1\n"; buf.String() != want {
 		t.Errorf("Diff = %q, want %q", buf.String(), want)
+	}
+}
+
+// TestCompareStacks checks that stacks sort as their joined text does.
+func TestCompareStacks(t *testing.T) {
+	alphabet := []string{"a", "ab", "a b", "a:", "a<", "b", "", "a\t", "zz"}
+	r := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 20000; n++ {
+		mk := func() []string {
+			s := make([]string, 1+r.IntN(4))
+			for i := range s {
+				s[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			return s
+		}
+		a, b := mk(), mk()
+		want := strings.Compare(strings.Join(a, ";"), strings.Join(b, ";"))
+		if got := compareStacks(a, b); got != want {
+			t.Fatalf("compareStacks(%q, %q) = %d, want %d", a, b, got, want)
+		}
 	}
 }

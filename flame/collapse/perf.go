@@ -278,7 +278,13 @@ func (c *perfCollapser) frame(line []byte) bool {
 		return false
 	}
 	// the last " (" with a ")" after it
-	P := bytes.LastIndex(line[:lastParen], []byte(" ("))
+	P := -1
+	for i := lastParen - 1; i > 0; i-- {
+		if line[i] == '(' && line[i-1] == ' ' {
+			P = i - 1
+			break
+		}
+	}
 	if P < a+2 {
 		return false
 	}
@@ -303,6 +309,11 @@ func (c *perfCollapser) frame(line []byte) bool {
 	rawfunc = stripOffset(rawfunc)
 	if len(rawfunc) > 0 && rawfunc[0] == '(' {
 		return true // a process name, not a frame
+	}
+	if bytes.IndexByte(rawfunc, '>') < 0 { // the usual case: no inlined frames
+		c.frames = c.appendFunc(c.frames, rawfunc, pc, mod, false)
+		c.groups = append(c.groups, len(c.frames))
+		return true
 	}
 	// split on "->" as Perl's split does, dropping trailing empty fields
 	for bytes.HasSuffix(rawfunc, arrow) {
@@ -374,15 +385,19 @@ func (c *perfCollapser) appendFunc(dst, f, pc, mod []byte, inlined bool) []byte 
 	}
 	// tidy: ';' would split the frame, so it becomes ':'
 	name := dst[start:]
-	for i, b := range name {
-		if b == ';' {
-			name[i] = ':'
+	if bytes.IndexByte(name, ';') >= 0 {
+		for i, b := range name {
+			if b == ';' {
+				name[i] = ':'
+			}
 		}
 	}
+	paren := bytes.IndexByte(name, '(') >= 0
+	quote := bytes.IndexByte(name, '"') >= 0 || bytes.IndexByte(name, '\'') >= 0
 	// everything from the first '(' on is argument noise, unless the name
 	// looks like a Go method ("net/http.(*Client).Do") or the '(' opens
 	// "(anonymous namespace)"
-	if !isGoMethod(name) {
+	if paren && !isGoMethod(name) {
 		for i := 0; i < len(name); i++ {
 			if name[i] == '(' && !bytes.HasPrefix(name[i+1:], anonNS) {
 				dst = dst[:start+i]
@@ -391,14 +406,16 @@ func (c *perfCollapser) appendFunc(dst, f, pc, mod []byte, inlined bool) []byte 
 		}
 	}
 	// drop quotes
-	w := start
-	for r := start; r < len(dst); r++ {
-		if dst[r] != '"' && dst[r] != '\'' {
-			dst[w] = dst[r]
-			w++
+	if quote {
+		w := start
+		for r := start; r < len(dst); r++ {
+			if dst[r] != '"' && dst[r] != '\'' {
+				dst[w] = dst[r]
+				w++
+			}
 		}
+		dst = dst[:w]
 	}
-	dst = dst[:w]
 	if c.isJavaProcess && len(dst) > start && dst[start] == 'L' && bytes.IndexByte(dst[start:], '/') >= 0 {
 		copy(dst[start:], dst[start+1:])
 		dst = dst[:len(dst)-1]
