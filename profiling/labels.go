@@ -253,6 +253,9 @@ func parseMatchers(s string) (Selector, error) {
 		}
 		m := Matcher{Name: name, Op: op, Value: value}
 		if op == OpRegex || op == OpNotRegex {
+			if _, err := regexp.Compile(value); err != nil {
+				return nil, fmt.Errorf("labels %q: regex for %s: %w", s, name, err)
+			}
 			re, err := regexp.Compile("^(?:" + value + ")$")
 			if err != nil {
 				return nil, fmt.Errorf("labels %q: regex for %s: %w", s, name, err)

@@ -171,39 +171,8 @@ func errStatus(err error) int {
 	return http.StatusBadRequest
 }
 
-// parseTime reads a time parameter: Unix seconds (Pyroscope), RFC 3339,
-// "now" or "now-1h".
-func parseTime(v string, now time.Time) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		switch {
-		case n > 1e17: // nanoseconds
-			return time.Unix(0, n), nil
-		case n > 1e14: // microseconds
-			return time.UnixMicro(n), nil
-		case n > 1e11: // milliseconds
-			return time.UnixMilli(n), nil
-		}
-		return time.Unix(n, 0), nil
-	}
-	if v == "now" {
-		return now, nil
-	}
-	if rest, ok := strings.CutPrefix(v, "now-"); ok {
-		d, err := time.ParseDuration(rest)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("time %q: %w", v, err)
-		}
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("time %q: want Unix seconds, RFC 3339 or now-1h", v)
-	}
-	return t, nil
-}
+// parseTime reads a time parameter (see profiling.ParseTime).
+func parseTime(v string, now time.Time) (time.Time, error) { return profiling.ParseTime(v, now) }
 
 // snapshotQuery reads a selection from URL parameters, each name prefixed
 // with prefix (for diff's before_ and after_): query, kind, from, until, ids,
