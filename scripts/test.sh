@@ -15,6 +15,7 @@ APT_PACKAGES=(
   knot              # caa: authoritative DNS server for the CAA integration tests
   unbound           # caa: validating resolver with a local trust anchor
   ldnsutils         # caa: ldns-keygen/ldns-signzone sign the test zones
+  linux-perf        # profiling: perf record -g capture by the agent (skipped loudly where not permitted)
 )
 
 # Packages whose tests run concurrent code get -race.
