@@ -482,13 +482,7 @@ func (c *cluster) check(client *http.Client, e *Endpoint, path string, expect in
 func (c *cluster) dnsLoop(i int, d DNSConfig) {
 	defer c.wg.Done()
 	refresh := d.Refresh.D(30 * time.Second)
-	r := net.DefaultResolver
-	if d.Server != "" {
-		r = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, network, d.Server)
-		}}
-	}
+	r := resolverFor(d.Server)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		addrs, err := Resolve(ctx, r, d)
@@ -523,6 +517,17 @@ func (c *cluster) setDNS(i int, addrs []string, d DNSConfig) {
 	c.dns[i] = group
 	c.epMu.Unlock()
 	c.publish()
+}
+
+// resolverFor returns the system resolver, or one asking server (host:port).
+func resolverFor(server string) *net.Resolver {
+	if server == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, network, server)
+	}}
 }
 
 // Resolve looks a DNS discovery entry up: A/AAAA give address:port for each

@@ -7,15 +7,19 @@
 #      the three maxima, and the p99 each proxy adds over going direct;
 #   3. the regions experiment: three backends on 127.0.0.2/.3/.4 with 5, 25
 #      and 60 ms of delay; p50/p99 seen by clients with srekit's P2C peak-EWMA
-#      balancer versus round robin.
+#      balancer (alone and with the front door's region set to eu) versus
+#      least request and round robin.
 # Ratios are printed as srekit / anchor. Environment: DURATION (seconds per
 # wrk run, default 10), RATE_SECONDS (per open-loop run, default 10),
-# WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2).
+# FRACTION (share of the lowest maximum for the latency run, default 0.5),
+# WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2),
+# BASE_PORT (first of the loopback ports used, default 27180).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
 RATE_SECONDS=${RATE_SECONDS:-10}
 WORKERS=${WORKERS:-2}
+FRACTION=${FRACTION:-0.5}
 W=$(mktemp -d /tmp/srekit-bench-mesh.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
@@ -36,11 +40,12 @@ go build -o "$W/srekit" ./cmd/srekit
 go build -o "$W/backend" ./bench/mesh/backend
 go build -o "$W/load" ./bench/mesh/load
 
-BE=127.0.0.1:18080 SK=127.0.0.1:18081 HA=127.0.0.1:18082 NG=127.0.0.1:18083
+B=${BASE_PORT:-27180}
+BE=127.0.0.1:$B SK=127.0.0.1:$((B+1)) HA=127.0.0.1:$((B+2)) NG=127.0.0.1:$((B+3)) ADMIN=127.0.0.1:$((B+4))
 "$W/backend" -addr $BE & PIDS+=($!)
 
 cat > "$W/mesh.yaml" <<YAML
-admin: 127.0.0.1:18091
+admin: $ADMIN
 listeners: [{addr: "$SK"}]
 routes: [{cluster: app}]
 clusters:
@@ -52,7 +57,7 @@ GOMAXPROCS=$WORKERS "$W/srekit" mesh --config "$W/mesh.yaml" --log-level warn & 
 cat > "$W/haproxy.cfg" <<CFG
 global
   nbthread $WORKERS
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   timeout connect 1s
@@ -95,7 +100,9 @@ CFG
 "$NGINX" -c "$W/nginx.conf" -p "$W/nginx" & PIDS+=($!)
 
 sleep 1.5
-for a in $BE $SK $HA $NG; do curl -fsS -o /dev/null "http://$a/" || { echo "no answer from $a" >&2; exit 1; }; done
+for a in $BE $SK $HA $NG; do
+  curl -fsS -o /dev/null "http://$a/" || { echo "no answer from $a" >&2; cat "$W/haproxy.log" "$W/nginx/error.log" >&2 2>/dev/null; exit 1; }
+done
 
 rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
 echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, requests/s)"
@@ -109,8 +116,8 @@ done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "srekit/haproxy throughput: $(ratio "${MAX[srekit]}" "${MAX[haproxy]}")   srekit/nginx: $(ratio "${MAX[srekit]}" "${MAX[nginx]}")"
 
-RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk '{printf "%d", $1 / 2}')
-echo; echo "== latency at a constant $RATE requests/s (50% of the lowest maximum), open loop, ${RATE_SECONDS}s"
+RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
+echo; echo "== latency at a constant $RATE requests/s ($FRACTION of the lowest maximum), open loop, ${RATE_SECONDS}s"
 declare -A P99 P50
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
   name=${n%%:*}; addr=${n#*:}
@@ -126,34 +133,37 @@ done
 echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")"
 
 echo; echo "== regions experiment: eu 5 ms (127.0.0.2), us 25 ms (.3), ap 60 ms (.4); 200 requests/s for ${RATE_SECONDS}s"
-"$W/backend" -addr 127.0.0.2:18080 -delay 5ms -name eu & PIDS+=($!)
-"$W/backend" -addr 127.0.0.3:18080 -delay 25ms -name us & PIDS+=($!)
-"$W/backend" -addr 127.0.0.4:18080 -delay 60ms -name ap & PIDS+=($!)
-port=18100
-for bal in p2c_ewma least_request round_robin; do
+"$W/backend" -addr 127.0.0.2:$B -delay 5ms -name eu & PIDS+=($!)
+"$W/backend" -addr 127.0.0.3:$B -delay 25ms -name us & PIDS+=($!)
+"$W/backend" -addr 127.0.0.4:$B -delay 60ms -name ap & PIDS+=($!)
+port=$((B+10))
+for bal in p2c_ewma least_request round_robin p2c_ewma+locality; do
   port=$((port + 1))
+  region=""; [ "$bal" = p2c_ewma+locality ] && region="region: eu"
   cat > "$W/regions-$bal.yaml" <<YAML
+$region
 admin: "off"
 listeners: [{addr: "127.0.0.1:$port"}]
 routes: [{cluster: api}]
 clusters:
   - name: api
-    balancer: $bal
+    balancer: ${bal%+locality}
     endpoints:
-      - {address: "127.0.0.2:18080", region: eu}
-      - {address: "127.0.0.3:18080", region: us}
-      - {address: "127.0.0.4:18080", region: ap}
+      - {address: "127.0.0.2:$B", region: eu}
+      - {address: "127.0.0.3:$B", region: us}
+      - {address: "127.0.0.4:$B", region: ap}
 YAML
   "$W/srekit" mesh --config "$W/regions-$bal.yaml" --log-level warn & PIDS+=($!)
 done
 sleep 1
-port=18100
+port=$((B+10))
 declare -A RP50 RP99
-for bal in p2c_ewma least_request round_robin; do
+for bal in p2c_ewma least_request round_robin p2c_ewma+locality; do
   port=$((port + 1))
   out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${RATE_SECONDS}s" -warmup 2s)
   RP50[$bal]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
   RP99[$bal]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
-  printf "%-14s %s\n" "$bal" "$out"
+  printf "%-18s %s\n" "$bal" "$out"
 done
 echo "p2c_ewma/round_robin: p50 $(ratio "${RP50[p2c_ewma]}" "${RP50[round_robin]}"), p99 $(ratio "${RP99[p2c_ewma]}" "${RP99[round_robin]}")"
+echo "p2c_ewma+locality (front door in eu)/round_robin: p50 $(ratio "${RP50[p2c_ewma+locality]}" "${RP50[round_robin]}"), p99 $(ratio "${RP99[p2c_ewma+locality]}" "${RP99[round_robin]}")"
