@@ -145,14 +145,24 @@ func (s *Server) caaAPICheck(w http.ResponseWriter, r *http.Request) {
 // TLD, coloured by what the lookup found, with alias steps beside it and the
 // DNSSEC status of each answer. Where the climb stopped is plain to see.
 func caaClimbSVG(d caa.Decision) string {
-	const boxW, boxH, gap, left = 330, 44, 22, 10
+	const boxH, gap, left = 44, 22, 10
 	rows := len(d.Climb)
 	if rows == 0 {
 		return ""
 	}
+	// Boxes wide enough for the longest name (about 7.5 px a character at
+	// 12 px) and the DNSSEC label; aliases to the right.
+	boxW, aliasW := 330, 0
+	for _, l := range d.Climb {
+		boxW = max(boxW, len(l.Name)*15/2+130)
+		for _, a := range l.Aliases {
+			aliasW = max(aliasW, (len(a.Type)+len(a.Target)+3)*7)
+		}
+	}
+	width := left + boxW + 30 + aliasW
 	height := rows*(boxH+gap) + 10
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="caa-climb" xmlns="http://www.w3.org/2000/svg" width="760" height="%d" viewBox="0 0 760 %d" role="img" aria-label="the CAA climb">`, height, height)
+	fmt.Fprintf(&b, `<svg class="caa-climb" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="the CAA climb">`, width, height, width, height)
 	for i, l := range d.Climb {
 		y := 5 + i*(boxH+gap)
 		fill, what := "#f1f3f6", "no CAA records: go on to the parent"

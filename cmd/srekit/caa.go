@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -105,8 +106,8 @@ func (fl caaCheckFlags) resolverFor() (*caa.Resolver, error) {
 			return nil, err
 		}
 		server = s
-	} else if !strings.Contains(server, ":") {
-		server += ":53"
+	} else if _, _, err := net.SplitHostPort(server); err != nil {
+		server = net.JoinHostPort(strings.Trim(server, "[]"), "53")
 	}
 	r := &caa.Resolver{Server: server, Timeout: fl.timeout, Retries: fl.retries}
 	if fl.retries == 0 {
