@@ -89,8 +89,10 @@ func (t Trigger) String() string { return triggerNames[t] }
 // Decision is the verdict on one trace.
 type Decision struct {
 	Keep bool
-	// Threshold is the applied threshold written on kept spans (it includes
-	// any upstream threshold); AdjustedCount follows from it.
+	// Threshold is the applied threshold, written on kept spans (it includes
+	// any upstream threshold); AdjustedCount follows from it. It is set for
+	// dropped traces too (MaxThreshold when no policy could have kept the
+	// trace), so that an evaluation knows every trace's keep probability.
 	Threshold Threshold
 	// Policy names the deciding policy (or drop rule); Reason is a short word
 	// for metrics: "policy", "drop_rule", "no_match", "sampled_out".

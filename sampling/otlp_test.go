@@ -209,7 +209,7 @@ func FuzzDecodeOTLP(f *testing.F) {
 			return
 		}
 		// Whatever decodes must go through the buffer and decisions without panicking.
-		b := NewBuffer(BufferConfig{MaxMemory: 4 << 20}, func(t *Trace, _ Trigger) Decision {
+		b := NewBuffer(BufferConfig{MaxMemory: 4 << 20, KeptCache: 64, DroppedCache: 64}, func(t *Trace, _ Trigger) Decision {
 			return Decision{Keep: t.HasError || t.Duration > time.Second}
 		}, func(ptrace.Traces) {})
 		b.Add(r.Traces())

@@ -75,20 +75,21 @@ func (ps *PolicySet) Decide(t *Trace, now time.Time) Decision {
 	switch {
 	case dropBy >= 0:
 		ps.dropHits[dropBy].Add(1)
-		return Decision{Policy: ps.names[dropBy], Reason: "drop_rule"}
+		return Decision{Threshold: MaxThreshold, Policy: ps.names[dropBy], Reason: "drop_rule"}
 	case by < 0:
 		ps.noMatch.Add(1)
-		return Decision{Reason: "no_match"}
-	case !best.Keeps(t.Randomness):
-		ps.sampledOut.Add(1)
-		return Decision{Policy: ps.names[by], Reason: "sampled_out"}
+		return Decision{Threshold: MaxThreshold, Reason: "no_match"}
 	}
-	ps.kept[by].Add(1)
-	ps.spansKept[by].Add(int64(t.SpanCount))
 	th := best
 	if t.InThreshold > th {
 		th = t.InThreshold
 	}
+	if !best.Keeps(t.Randomness) {
+		ps.sampledOut.Add(1)
+		return Decision{Threshold: th, Policy: ps.names[by], Reason: "sampled_out"}
+	}
+	ps.kept[by].Add(1)
+	ps.spansKept[by].Add(int64(t.SpanCount))
 	return Decision{Keep: true, Threshold: th, Policy: ps.names[by], Reason: "policy"}
 }
 

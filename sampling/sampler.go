@@ -30,6 +30,7 @@ type Sampler struct {
 	requests                     atomic.Int64
 	reloads, reloadErrors        atomic.Int64
 	exporter                     *Exporter
+	hook                         func(t *Trace, d Decision)
 }
 
 // New builds a sampler from a validated config. emit receives kept spans;
@@ -58,8 +59,18 @@ func New(cfg *Config, emit Emitter, log *slog.Logger) (*Sampler, error) {
 }
 
 func (s *Sampler) decide(t *Trace, trig Trigger) Decision {
-	return s.policies.Load().Decide(t, time.Now())
+	d := s.policies.Load().Decide(t, time.Now())
+	if h := s.hook; h != nil {
+		h(t, d)
+	}
+	return d
 }
+
+// SetDecisionHook makes the sampler call fn with every decision (with the
+// trace's shard locked: fn must be quick and must not call the sampler).
+// Evaluations use it to learn the keep probability of dropped traces too.
+// Set it before traffic starts.
+func (s *Sampler) SetDecisionHook(fn func(t *Trace, d Decision)) { s.hook = fn }
 
 // Buffer is the sampler's trace buffer (for stats).
 func (s *Sampler) Buffer() *Buffer { return s.buf }

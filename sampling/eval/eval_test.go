@@ -1,0 +1,41 @@
+package eval
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestScorecardBars runs a small seeded workload through a real sampler over
+// real OTLP/gRPC and holds the tail sampler to the bars.
+func TestScorecardBars(t *testing.T) {
+	res, err := Run(context.Background(), Options{
+		Workload: WorkloadConfig{Seed: 2, Traces: 10000, Duration: 40 * time.Second, HugeTraces: 1, HugeSpans: 1500},
+		Speedup:  20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, head := res.Tail, res.Head
+	t.Logf("workload %+v", res.Workload)
+	t.Logf("tail %+v", tail)
+	t.Logf("head %+v", head)
+	if ok, failed := tail.Pass(); !ok {
+		t.Errorf("tail sampler misses the bars: %v", failed)
+	}
+	if tail.ErrorRecall != 1 || tail.SlowRecall < 0.99 || tail.Completeness < 0.999 {
+		t.Errorf("error recall %.3f, slow recall %.3f, completeness %.4f", tail.ErrorRecall, tail.SlowRecall, tail.Completeness)
+	}
+	if tail.TraceFraction > 0.5 {
+		t.Errorf("kept %.1f%% of traces: not a reduction", 100*tail.TraceFraction)
+	}
+	if head.ErrorRecall >= tail.ErrorRecall {
+		t.Errorf("head sampling at the same fraction recalls errors as well (%.3f): the workload does not discriminate", head.ErrorRecall)
+	}
+	if tail.LateSpansKept+tail.LateSpansDropped == 0 {
+		t.Error("no late spans reached the decision caches")
+	}
+	if tail.InconsistentThreshold != 0 {
+		t.Errorf("%d traces with different thresholds on their spans", tail.InconsistentThreshold)
+	}
+}
