@@ -34,6 +34,7 @@ type cluster struct {
 	decay, defRTT, penalty time.Duration
 	maxConc                int64
 	slack                  float64
+	margin                 float64 // seconds
 	panicAt                float64
 	retryOn                map[int]bool
 
@@ -54,6 +55,7 @@ func newCluster(cfg Cluster, region string, old *cluster, m *metrics, log *slog.
 		penalty: cfg.FailurePenalty.D(time.Second),
 		maxConc: int64(cfg.MaxConcurrentPerEndpoint),
 		slack:   cfg.LocalitySlack,
+		margin:  cfg.LocalityMargin.D(2 * time.Millisecond).Seconds(),
 		panicAt: cfg.PanicThreshold,
 		stop:    make(chan struct{}),
 	}
@@ -280,7 +282,7 @@ func (c *cluster) pick(now time.Time, tried []*Endpoint) *Endpoint {
 }
 
 // local narrows candidates to the front door's region while it has one whose
-// latency is within the slack factor of the best elsewhere.
+// latency is within the slack factor (plus the margin) of the best elsewhere.
 func (c *cluster) local(cands []*Endpoint, now time.Time) []*Endpoint {
 	var local []*Endpoint
 	bestLocal, bestOther := -1.0, -1.0
@@ -298,7 +300,7 @@ func (c *cluster) local(cands []*Endpoint, now time.Time) []*Endpoint {
 	if len(local) == 0 || len(local) == len(cands) {
 		return cands
 	}
-	if bestLocal <= bestOther*c.slack {
+	if bestLocal <= bestOther*c.slack+c.margin {
 		return local
 	}
 	return cands

@@ -84,8 +84,11 @@ type Cluster struct {
 	// Locality is the preference for the front door's region: on (default)
 	// or off. LocalitySlack: the local region is used while its best
 	// latency is within this factor of the best elsewhere (1.5 when zero).
-	Locality      string  `yaml:"locality"`
-	LocalitySlack float64 `yaml:"locality_slack"`
+	// LocalityMargin is added to that allowance, so that noise between
+	// equally near regions does not flip traffic away (2ms when zero).
+	Locality       string   `yaml:"locality"`
+	LocalitySlack  float64  `yaml:"locality_slack"`
+	LocalityMargin Duration `yaml:"locality_margin"`
 	// ConnectTimeout bounds dialing (1s when zero).
 	ConnectTimeout Duration `yaml:"connect_timeout"`
 	// Timeout bounds the whole request including retries (30s when zero).

@@ -130,7 +130,7 @@ func (e *Endpoint) observeAvg(rtt time.Duration) {
 		e.avg = rtt.Seconds()
 		return
 	}
-	e.avg = 0.8*e.avg + 0.2*rtt.Seconds()
+	e.avg = 0.9*e.avg + 0.1*rtt.Seconds()
 }
 
 // averageLatency is the plain moving average, or def when unmeasured.
