@@ -145,14 +145,9 @@ func parseFoldedLine(line []byte) (stack []byte, v1, v2 int64, two bool, reason 
 	if !ok {
 		return nil, 0, 0, false, "no count at end of line"
 	}
+	// an empty stack (" 12") counts towards the total only, as in flamegraph.pl
 	if s2, first, ok := cutCount(s); ok {
-		if len(s2) == 0 {
-			return nil, 0, 0, false, "empty stack"
-		}
 		return s2, first, last, true, ""
-	}
-	if len(s) == 0 {
-		return nil, 0, 0, false, "empty stack"
 	}
 	return s, last, 0, false, ""
 }
@@ -591,7 +586,7 @@ func (b *builder) addJoined(joined []byte, v1, v2 int64) {
 	n := bytes.Count(joined, []byte{';'}) + 1
 	st := make([]string, 0, n)
 	rest := joined
-	for {
+	for len(joined) > 0 { // "" is the empty stack
 		i := bytes.IndexByte(rest, ';')
 		if i < 0 {
 			st = append(st, b.internBytes(rest))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -202,6 +203,9 @@ type renderFlags struct {
 	cpFile   string
 	output   string
 	out      string
+	focus    string
+	ignore   string
+	maxDepth int
 }
 
 func (f *renderFlags) register(cmd *cobra.Command) {
@@ -231,6 +235,9 @@ func (f *renderFlags) register(cmd *cobra.Command) {
 	fl.Int64Var(&f.o.Total, "total", 0, "draw as if the total count were this (when larger than the profile's)")
 	fl.StringVar(&f.o.Search, "search", "", "a regex to search for when the graph opens")
 	fl.IntVar(&f.o.MaxNodes, "max-nodes", 0, "draw at most this many frames, leaving out the narrowest (0: no limit)")
+	fl.StringVar(&f.focus, "focus", "", "keep only stacks with a frame matching this regex")
+	fl.StringVar(&f.ignore, "ignore", "", "drop stacks with a frame matching this regex")
+	fl.IntVar(&f.maxDepth, "max-depth", 0, "cut stacks deeper than this many frames (0: no limit)")
 	fl.StringVar(&f.output, "as", "svg", "output: svg, or html (graph, function table, sandwich view, search)")
 	fl.StringVarP(&f.out, "output", "o", "", "write to this file instead of stdout")
 }
@@ -272,6 +279,27 @@ func (f *renderFlags) options() (flame.RenderOptions, error) {
 
 // render draws p as the flags say.
 func (f *renderFlags) render(cmd *cobra.Command, p *flame.Profile, o flame.RenderOptions) error {
+	if f.focus != "" || f.ignore != "" {
+		var focus, ignore *regexp.Regexp
+		var err error
+		if f.focus != "" {
+			if focus, err = regexp.Compile(f.focus); err != nil {
+				return usagef("--focus: %v", err)
+			}
+		}
+		if f.ignore != "" {
+			if ignore, err = regexp.Compile(f.ignore); err != nil {
+				return usagef("--ignore: %v", err)
+			}
+		}
+		p = p.Focus(focus, ignore)
+	}
+	if f.maxDepth < 0 {
+		return usagef("--max-depth: want 0 or more")
+	}
+	if f.maxDepth > 0 {
+		p = p.Trim(0, f.maxDepth)
+	}
 	w, done, err := openOutput(cmd, f.out)
 	if err != nil {
 		return err
