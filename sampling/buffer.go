@@ -10,7 +10,7 @@ import (
 )
 
 // BufferConfig sizes the trace buffer. The zero value of a field means its
-// default (see withDefaults).
+// default (see WithDefaults).
 type BufferConfig struct {
 	// MaxMemory bounds the buffered spans, in bytes (estimated: see spanBytes).
 	MaxMemory int64
@@ -35,7 +35,8 @@ type BufferConfig struct {
 	StressRecover float64
 }
 
-func (c BufferConfig) withDefaults() BufferConfig {
+// WithDefaults fills the zero fields with their defaults.
+func (c BufferConfig) WithDefaults() BufferConfig {
 	if c.MaxMemory <= 0 {
 		c.MaxMemory = 256 << 20
 	}
@@ -152,7 +153,7 @@ type shard struct {
 // NewBuffer returns a buffer that calls decide for each trace and emit with
 // kept spans. Call Tick periodically (Run does) so waits and timeouts fire.
 func NewBuffer(cfg BufferConfig, decide Decider, emit Emitter) *Buffer {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	b := &Buffer{cfg: cfg, decide: decide, emit: emit, now: time.Now,
 		stressTh: ProbabilityThreshold(cfg.StressProbability)}
 	for i := range b.shards {

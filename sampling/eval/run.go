@@ -112,6 +112,8 @@ type Result struct {
 	Config     string
 	RanAt      time.Time
 	Wall       time.Duration
+	// Series is the sampler's counters sampled during the run.
+	Series []StatsPoint
 }
 
 // WorkloadSummary describes the generated workload.
@@ -253,9 +255,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	wall := time.Since(began)
 	cpu := cpuTime() - cpu0
 	peakHeap, peakBuffered := mem.stop()
+	series := mem.series
 
 	st := s.Status()
-	res := &Result{Config: o.SamplerConfig, RanAt: time.Now().UTC(), Wall: wall}
+	res := &Result{Config: o.SamplerConfig, RanAt: time.Now().UTC(), Wall: wall, Series: series}
 	res.Workload = summarize(w, totalSpans, len(late))
 	stressP := cfg.StressRelief.Percent / 100
 	res.Tail = score(w, recv, probs, stressP, "tail (srekit sampler)")
@@ -306,6 +309,7 @@ type memWatch struct {
 	base         uint64
 	peak         uint64
 	peakBuffered int64
+	series       []StatsPoint
 }
 
 func startMemWatch(s *sampling.Sampler) *memWatch {
@@ -318,6 +322,7 @@ func startMemWatch(s *sampling.Sampler) *memWatch {
 		defer m.wg.Done()
 		tk := time.NewTicker(50 * time.Millisecond)
 		defer tk.Stop()
+		n := 0
 		for {
 			select {
 			case <-m.done:
@@ -328,8 +333,15 @@ func startMemWatch(s *sampling.Sampler) *memWatch {
 			if ms.HeapInuse > m.peak {
 				m.peak = ms.HeapInuse
 			}
-			if b := s.Buffer().Stats().BufferedBytes.Load(); b > m.peakBuffered {
+			st := s.Buffer().Stats()
+			if b := st.BufferedBytes.Load(); b > m.peakBuffered {
 				m.peakBuffered = b
+			}
+			if n++; n%4 == 0 {
+				m.series = append(m.series, StatsPoint{At: time.Now().UTC(), Instance: "eval",
+					SpansIn: st.SpansIn.Load(), SpansKept: st.SpansKept.Load(), SpansDropped: st.SpansDropped.Load(),
+					TracesKept: st.TracesKept.Load(), TracesDropped: st.TracesDropped.Load(),
+					BufferedBytes: st.BufferedBytes.Load(), MaxMemory: s.Buffer().Config().MaxMemory, Stressed: s.Buffer().Stressed()})
 			}
 		}
 	}()
