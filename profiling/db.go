@@ -19,6 +19,69 @@ import (
 // DB is the profiling service's persistence over a srekit store.
 type DB struct {
 	S *store.Store
+
+	batchOnce sync.Once
+	batch     chan *saveReq
+}
+
+// saveReq is one snapshot waiting for the group commit.
+type saveReq struct {
+	s    *Snapshot
+	data []byte
+	raw  int
+	id   int64
+	dup  bool
+	err  error
+	done chan struct{}
+}
+
+// maxBatch bounds how many snapshots share one transaction.
+const maxBatch = 64
+
+// commitLoop is the group commit: concurrent Saves wait while one
+// transaction is committing and then share the next one, so that a durable
+// commit (an fsync on SQLite) is paid once per batch instead of once per
+// upload. Each Save still returns only after its snapshot is committed.
+func (d *DB) commitLoop() {
+	for first := range d.batch {
+		reqs := []*saveReq{first}
+	more:
+		for len(reqs) < maxBatch {
+			select {
+			case r := <-d.batch:
+				reqs = append(reqs, r)
+			default:
+				break more
+			}
+		}
+		ctx := context.Background()
+		err := d.S.InTx(ctx, func(tx *store.Tx) error {
+			for _, r := range reqs {
+				var err error
+				if r.id, r.dup, err = saveTx(ctx, tx, r.s, r.data, r.raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && len(reqs) > 1 {
+			// One bad apple: commit each alone so the others are kept.
+			for _, r := range reqs {
+				r.err = d.S.InTx(ctx, func(tx *store.Tx) error {
+					var err error
+					r.id, r.dup, err = saveTx(ctx, tx, r.s, r.data, r.raw)
+					return err
+				})
+			}
+		} else {
+			for _, r := range reqs {
+				r.err = err
+			}
+		}
+		for _, r := range reqs {
+			close(r.done)
+		}
+	}
 }
 
 func ms(t time.Time) int64 {
@@ -63,16 +126,22 @@ func (d *DB) Save(ctx context.Context, s *Snapshot) (id int64, dup bool, err err
 		return 0, false, fmt.Errorf("save snapshot: encode: %w", err)
 	}
 	s.Hash, s.Total = hash, total
-	err = d.S.InTx(ctx, func(tx *store.Tx) error {
-		var err error
-		id, dup, err = saveTx(ctx, tx, s, data, raw)
-		return err
+	d.batchOnce.Do(func() {
+		d.batch = make(chan *saveReq, maxBatch)
+		go d.commitLoop()
 	})
-	if err != nil {
-		return 0, false, err
+	r := &saveReq{s: s, data: data, raw: raw, done: make(chan struct{})}
+	select {
+	case d.batch <- r:
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
 	}
-	s.ID = id
-	return id, dup, nil
+	<-r.done // not abandoned on ctx: the snapshot may be committing
+	if r.err != nil {
+		return 0, false, r.err
+	}
+	s.ID = r.id
+	return r.id, r.dup, nil
 }
 
 // saveTx writes an encoded snapshot inside a transaction.
