@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/srekit/srekit/flame"
 )
+
+var ambiguousTail = regexp.MustCompile(`\s\d+(\.\d*)?$`)
 
 // seedFiles adds the package's sample inputs as fuzz seeds.
 func seedFiles(f *testing.F, names ...string) {
@@ -32,6 +35,13 @@ func checkProfile(t *testing.T, p *flame.Profile) {
 	var out bytes.Buffer
 	if err := p.WriteFolded(&out); err != nil {
 		t.Fatal(err)
+	}
+	// folded text cannot tell a last frame ending in " 12" from a second count
+	// column (flamegraph.pl reads it the same way): no round trip then
+	for _, s := range p.Samples {
+		if n := len(s.Stack); n > 0 && ambiguousTail.MatchString(s.Stack[n-1]) {
+			return
+		}
 	}
 	q, err := flame.ParseFolded(bytes.NewReader(out.Bytes()))
 	if err != nil {
