@@ -12,6 +12,8 @@
 # Ratios are printed as srekit / anchor. Environment: DURATION (seconds per
 # wrk run, default 10), RATE_SECONDS (per open-loop run, default 10),
 # FRACTION (share of the lowest maximum for the latency run, default 0.5),
+# RATE (requests/s for the latency run instead of FRACTION of the maximum),
+# PARTS (any of "throughput latency regions", default all three),
 # WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2),
 # BASE_PORT (first of the loopback ports used, default 27180).
 set -euo pipefail
@@ -20,6 +22,8 @@ DURATION=${DURATION:-10}
 RATE_SECONDS=${RATE_SECONDS:-10}
 WORKERS=${WORKERS:-2}
 FRACTION=${FRACTION:-0.5}
+PARTS=${PARTS:-"throughput latency regions"}
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 W=$(mktemp -d /tmp/srekit-bench-mesh.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
@@ -105,19 +109,22 @@ for a in $BE $SK $HA $NG; do
 done
 
 rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
-echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, requests/s)"
 declare -A MAX
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
+echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, requests/s)"
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
   name=${n%%:*}; addr=${n#*:}
   rps "$addr" >/dev/null 2>&1 || true   # warm pools
   MAX[$name]=$(rps "$addr")
   printf "%-8s %10.0f\n" "$name" "${MAX[$name]}"
 done
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo "srekit/haproxy throughput: $(ratio "${MAX[srekit]}" "${MAX[haproxy]}")   srekit/nginx: $(ratio "${MAX[srekit]}" "${MAX[nginx]}")"
+fi
 
-RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
-echo; echo "== latency at a constant $RATE requests/s ($FRACTION of the lowest maximum), open loop, ${RATE_SECONDS}s"
+if has latency; then
+[ -n "${RATE:-}" ] || RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
+echo; echo "== latency at a constant $RATE requests/s, open loop, ${RATE_SECONDS}s"
 declare -A P99 P50
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
   name=${n%%:*}; addr=${n#*:}
@@ -131,6 +138,8 @@ for name in srekit haproxy nginx; do
     'BEGIN { printf "%-8s added p50 %.3f ms, added p99 %.3f ms\n", n, m - dm, p - d }'
 done
 echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")"
+fi
+has regions || exit 0
 
 echo; echo "== regions experiment: eu 5 ms (127.0.0.2), us 25 ms (.3), ap 60 ms (.4); 200 requests/s for ${RATE_SECONDS}s"
 "$W/backend" -addr 127.0.0.2:$B -delay 5ms -name eu & PIDS+=($!)

@@ -1,0 +1,126 @@
+package mesh
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+func testCluster(t *testing.T, cfg Cluster) *cluster {
+	t.Helper()
+	c, err := newCluster(cfg, "", nil, newMetrics(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPanicModeUsesAllWhenTooFewHealthy(t *testing.T) {
+	c := testCluster(t, Cluster{Name: "x", Endpoints: []EndpointConfig{{Address: "a:1"}, {Address: "b:1"}, {Address: "c:1"}}})
+	eps := c.endpoints()
+	now := time.Now()
+	eps[0].unhealthy = true
+	seen := map[string]bool{}
+	for range 200 {
+		seen[c.pick(now, nil).Addr] = true
+	}
+	if seen["a:1"] || !seen["b:1"] || !seen["c:1"] {
+		t.Errorf("one of three unhealthy (above the 50%% panic threshold): picks %v", seen)
+	}
+	eps[1].unhealthy = true // one of three healthy: below the threshold
+	seen = map[string]bool{}
+	for range 200 {
+		seen[c.pick(now, nil).Addr] = true
+	}
+	if !seen["a:1"] || !seen["b:1"] || !seen["c:1"] {
+		t.Errorf("panic mode should spread over all endpoints: picks %v", seen)
+	}
+}
+
+func TestEjectionGrowsAndIsCapped(t *testing.T) {
+	c := testCluster(t, Cluster{Name: "x",
+		Endpoints: []EndpointConfig{{Address: "a:1"}, {Address: "b:1"}, {Address: "c:1"}, {Address: "d:1"}},
+		Outlier:   &OutlierConfig{Consecutive5xx: 2, BaseEjection: Duration(time.Second), MaxEjection: Duration(3 * time.Second), MaxEjectedPercent: 50}})
+	eps := c.endpoints()
+	now := time.Now()
+	fail := func(e *Endpoint, at time.Time) {
+		c.record(e, at, time.Millisecond, outcome5xx)
+		c.record(e, at, time.Millisecond, outcome5xx)
+	}
+	fail(eps[0], now)
+	if st := eps[0].Status(now); !st.Ejected || st.EjectedUntil.Sub(now) != time.Second {
+		t.Fatalf("first ejection: %+v, want 1s", st)
+	}
+	// Back after a second, ejected again: twice the base time.
+	later := now.Add(1100 * time.Millisecond)
+	if !eps[0].available(later) {
+		t.Fatal("the endpoint should be back after its ejection time")
+	}
+	fail(eps[0], later)
+	if d := eps[0].Status(later).EjectedUntil.Sub(later); d != 2*time.Second {
+		t.Errorf("second ejection lasts %v, want 2s", d)
+	}
+	fail(eps[1], later)
+	if !eps[1].Status(later).Ejected {
+		t.Errorf("a second endpoint of four may be ejected (50%%)")
+	}
+	fail(eps[2], later)
+	if eps[2].Status(later).Ejected {
+		t.Errorf("a third endpoint of four was ejected: over max_ejected_percent 50")
+	}
+	// The cap on ejection time.
+	for i := range 5 {
+		at := later.Add(time.Duration(10+i*10) * time.Second)
+		eps[1].available(at)
+		fail(eps[1], at)
+		if d := eps[1].Status(at).EjectedUntil.Sub(at); d > 3*time.Second {
+			t.Errorf("ejection of %v exceeds max_ejection 3s", d)
+		}
+	}
+}
+
+func TestPerTryTimeoutRetriesElsewhere(t *testing.T) {
+	slow := newBackend(t, "slow", "127.0.0.2", 2*time.Second)
+	fast := newBackend(t, "fast", "127.0.0.3", 0)
+	y := `
+admin: "off"
+listeners: [{addr: "127.0.0.1:0"}]
+routes: [{cluster: api}]
+clusters:
+  - name: api
+    balancer: round_robin
+    endpoints: [{address: "{{a}}"}, {address: "{{b}}"}]
+    retry: {attempts: 2, per_try_timeout: 100ms, budget: 1, min_per_second: 100}
+`
+	_, url := startMesh(t, y, map[string]string{"a": slow.addr, "b": fast.addr})
+	var l load
+	client := newClient()
+	for range 6 {
+		l.one(client, "GET", url+"/")
+	}
+	if f := l.failures(); len(f) > 0 {
+		t.Fatalf("per-try timeouts should have been retried on the fast backend: %v", f)
+	}
+	if l.by["fast"] != 6 || slow.hits.Load() == 0 {
+		t.Errorf("answers %v, slow backend tried %d times", l.by, slow.hits.Load())
+	}
+}
+
+func TestRetryBudget(t *testing.T) {
+	b := newRetryBudget(0.5, 0)
+	now := time.Now()
+	if b.withdraw(now) {
+		t.Fatal("an empty budget allowed a retry")
+	}
+	for range 10 {
+		b.deposit()
+	}
+	n := 0
+	for b.withdraw(now) {
+		n++
+	}
+	if n != 5 {
+		t.Errorf("10 requests at a 0.5 budget allowed %d retries, want 5", n)
+	}
+}
