@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -177,4 +179,51 @@ func TestProfilingPageRenders(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(page, `id="heatmap"`) || !strings.Contains(page, "48 snapshots selected") {
 		t.Fatalf("page: %d\n%.3000s", resp.StatusCode, page)
 	}
+}
+
+// TestAgentOverHTTPS registers an agent with a server it authenticates by
+// a CA certificate file, and checks the agent's refusals.
+func TestAgentOverHTTPS(t *testing.T) {
+	s, err := New(storetest.SQLite(t), Config{Token: pfToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewTLSServer(s.Handler())
+	defer ts.Close()
+	ca := t.TempDir() + "/ca.pem"
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target := []profiling.PprofTarget{{Name: "api", URL: "http://127.0.0.1:1"}}
+	for _, bad := range []profiling.AgentConfig{
+		{Server: "http://10.1.2.3:8080", Token: "x", Pprof: target},                                             // token in clear across the network
+		{Server: ts.URL, Pprof: target},                                                                         // no token
+		{Server: ts.URL, Token: "x"},                                                                            // nothing to capture
+		{Server: ts.URL, Token: "x", Pprof: target, Allow: []string{"shell"}},                                   // not a kind
+		{Server: ts.URL, Token: "x", Pprof: []profiling.PprofTarget{{Name: "perf", URL: "http://127.0.0.1:1"}}}, // reserved name
+	} {
+		if err := profiling.RunAgent(context.Background(), bad); err == nil {
+			t.Errorf("agent config %+v accepted", bad)
+		}
+	}
+	// Without the CA the agent cannot register (it keeps retrying); with it, it can.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- profiling.RunAgent(ctx, profiling.AgentConfig{Server: ts.URL, Token: pfToken, Name: "tls-host", CACert: ca, Pprof: target, PollWait: time.Second})
+	}()
+	defer func() { cancel(); <-done }()
+	for i := 0; i < 100; i++ {
+		var as []profiling.Agent
+		resp, err := ts.Client().Get(ts.URL + "/api/v1/profiling/agents")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&as)
+			resp.Body.Close()
+		}
+		if len(as) == 1 && as[0].Name == "tls-host" && len(as[0].Targets) == 1 && len(as[0].Targets[0].Kinds) == 6 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("agent never registered over HTTPS")
 }
