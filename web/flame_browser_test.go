@@ -221,3 +221,54 @@ func TestBrowserFlamePage(t *testing.T) {
 		t.Errorf("error status %q", status)
 	}
 }
+
+// TestBrowserFlameHTMLView opens the offline HTML view: the search box
+// paints the graph and filters the function table, and clicking a function
+// draws its sandwich (callers above, callees below).
+func TestBrowserFlameHTMLView(t *testing.T) {
+	p, err := flame.ParseFolded(strings.NewReader(flameTestProfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	if err := flame.RenderHTML(&page, p, flame.RenderOptions{Title: "html view"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page.Bytes())
+	}))
+	defer ts.Close()
+	ctx := webtest.Browser(t)
+	var matched string
+	var visibleRows int
+	var callers, callees string
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(ts.URL),
+		chromedp.WaitReady("#funcs", chromedp.ByQuery),
+		chromedp.SendKeys("#q", "^idle$", chromedp.ByQuery),
+		chromedp.Poll(`document.getElementById("matched").textContent.indexOf("Matched") >= 0`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Evaluate(`document.getElementById("matched").textContent`, &matched),
+		chromedp.Evaluate(`Array.prototype.filter.call(document.querySelectorAll("#funcs tbody tr"), function(r){return r.style.display !== "none";}).length`, &visibleRows),
+		chromedp.Evaluate(`(function(){var c=null;document.querySelectorAll("#funcs td.name").forEach(function(td){if(td.textContent==="work") c=td;}); c.click(); return true;})()`, nil),
+		chromedp.Evaluate(`Array.prototype.map.call(document.querySelectorAll("#callers div.f"), function(d){return d.textContent;}).join(",")`, &callers),
+		chromedp.Evaluate(`Array.prototype.map.call(document.querySelectorAll("#callees div.f"), function(d){return d.textContent;}).join(",")`, &callees),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if want := matchedShare(t, flameTestProfile, "^idle$", false); matched != want {
+		t.Errorf("readout %q, want %q", matched, want)
+	}
+	if visibleRows != 1 {
+		t.Errorf("%d table rows match ^idle$, want 1", visibleRows)
+	}
+	// callers of work: work itself, then main; callees: leaf, other
+	if callers != "work,main" {
+		t.Errorf("callers %q, want work,main", callers)
+	}
+	for _, want := range []string{"work", "leaf", "other"} {
+		if !strings.Contains(callees, want) {
+			t.Errorf("callees %q lack %s", callees, want)
+		}
+	}
+}
