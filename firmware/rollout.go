@@ -30,6 +30,12 @@ const (
 	HostStarted = "started"
 	HostDone    = "done"
 	HostFailed  = "failed"
+	// HostInterrupted is a host a controller claimed and then died before
+	// recording that the install was handed over, with no update found in
+	// flight and the old version still running. Whether an image reached it
+	// cannot be known, so it is not retried (never twice) and not counted
+	// against the release; an operator looks at it.
+	HostInterrupted = "interrupted"
 )
 
 // Rollout is a stored rollout.
@@ -248,6 +254,9 @@ type Installer interface {
 	Install(ctx context.Context, h RolloutHost, started func(handle string) error) error
 	// Follow waits for an install a previous controller started.
 	Follow(ctx context.Context, h RolloutHost, handle string) error
+	// Probe looks for an install in flight on a host a dead controller had
+	// claimed without recording a handle; "" when there is none.
+	Probe(ctx context.Context, h RolloutHost) (string, error)
 	// Version reads the version the host runs now.
 	Version(ctx context.Context, h RolloutHost) (string, error)
 }
@@ -284,11 +293,15 @@ func (ri *RedfishInstaller) Install(ctx context.Context, h RolloutHost, started 
 		return err
 	}
 	targets := []string{"/redfish/v1/UpdateService/FirmwareInventory/" + ri.Target}
+	// The request that hands the image over is not abandoned when the
+	// controller is told to stop: half-sent, the host's state would be
+	// unknown. Its HTTP client's timeout still bounds it.
+	post := context.WithoutCancel(ctx)
 	var uri string
 	if ri.SimpleUpdate {
-		uri, err = c.SimpleUpdate(ctx, ri.ImageURL, targets)
+		uri, err = c.SimpleUpdate(post, ri.ImageURL, targets)
 	} else {
-		uri, err = c.Push(ctx, ri.Filename, ri.Payload, targets)
+		uri, err = c.Push(post, ri.Filename, ri.Payload, targets)
 	}
 	if err != nil {
 		return err
@@ -317,6 +330,18 @@ func (ri *RedfishInstaller) Follow(ctx context.Context, h RolloutHost, handle st
 	}
 	_, err = c.WaitTask(ctx, uri, ri.Wait)
 	return err
+}
+
+func (ri *RedfishInstaller) Probe(ctx context.Context, h RolloutHost) (string, error) {
+	c, err := ri.client(h)
+	if err != nil {
+		return "", err
+	}
+	ts, err := c.RunningTasks(ctx)
+	if err != nil || len(ts) == 0 {
+		return "", err
+	}
+	return "task " + ts[0].ODataID, nil
 }
 
 func (ri *RedfishInstaller) Version(ctx context.Context, h RolloutHost) (string, error) {
@@ -384,6 +409,9 @@ func (ci *CommandInstaller) Follow(ctx context.Context, h RolloutHost, handle st
 	return nil
 }
 
+// Probe finds nothing: a command leaves no trace to follow.
+func (ci *CommandInstaller) Probe(ctx context.Context, h RolloutHost) (string, error) { return "", nil }
+
 func (ci *CommandInstaller) Version(ctx context.Context, h RolloutHost) (string, error) {
 	return ci.run(ctx, expand(ci.VersionCommand, h.Host, ci.PayloadPath, ci.TargetVersion))
 }
@@ -449,7 +477,9 @@ func (c *Controller) emit(e Event) {
 type result struct {
 	h       RolloutHost
 	err     error
-	aborted bool // the controller is stopping: record nothing
+	aborted bool   // the controller is stopping: record nothing
+	unclaim bool   // aborted before anything was done to the host: back to pending
+	state   string // a final state other than done/failed (interrupted)
 }
 
 // Run drives rollout id until it completes, halts, or ctx ends.
@@ -469,11 +499,13 @@ func (c *Controller) Run(ctx context.Context, id int64) error {
 		return err
 	}
 	spec := ro.Record.Spec
+	stored := ro.Phase // the phase the store has
 	for phase := ro.Phase; phase < len(ro.Record.PhaseSizes); phase++ {
-		if phase != ro.Phase {
+		if phase != stored {
 			if err := c.setPhase(ctx, id, phase, RolloutRunning, time.Time{}, &ro.Record); err != nil {
 				return err
 			}
+			stored = phase
 		}
 		if err := c.runPhase(ctx, ro, rel, phase); err != nil {
 			return err
@@ -603,10 +635,18 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 		r := <-results
 		inflight--
 		if r.aborted {
+			if r.unclaim {
+				if _, err := c.DB.S.Exec(context.WithoutCancel(ctx), "UPDATE fw_rollout_hosts SET state = ?, started_at = NULL WHERE rollout_id = ? AND host_id = ? AND state = ? AND detail = ''",
+					HostPending, ro.ID, r.h.HostID, HostStarted); err != nil {
+					c.emit(Event{Rollout: ro.ID, Phase: phase, Host: r.h.Host, State: "unclaim-failed", Detail: err.Error()})
+				}
+			}
 			continue
 		}
 		state, detail := HostDone, ""
-		if r.err != nil {
+		if r.state != "" {
+			state, detail = r.state, r.err.Error()
+		} else if r.err != nil {
 			state, detail = HostFailed, r.err.Error()
 			failed++
 			failedTotal++
@@ -652,16 +692,28 @@ func (c *Controller) install(ctx context.Context, id int64, h RolloutHost, rel S
 		}
 		return result{h: h, err: err}
 	}
+	if ctx.Err() != nil {
+		return result{h: h, aborted: true, unclaim: true}
+	}
 	if err := spec.Drain.Run(ctx, "drain", h.Host, rel.Version); err != nil {
+		if ctx.Err() != nil {
+			return result{h: h, aborted: true, unclaim: true}
+		}
 		return fail(err)
 	}
+	handled := false
 	err := c.Installer.Install(ctx, h, func(handle string) error {
+		handled = true
 		// The BMC has taken the image: record how to follow it even if the
 		// controller is being stopped, so a restart follows instead of guessing.
 		_, err := c.DB.S.Exec(context.WithoutCancel(ctx), "UPDATE fw_rollout_hosts SET detail = ? WHERE rollout_id = ? AND host_id = ?", handle, id, h.HostID)
 		return err
 	})
 	if err != nil {
+		if !handled {
+			// The hand-over itself failed (it is not cut short by a stop).
+			return result{h: h, err: fmt.Errorf("install: %w", err)}
+		}
 		return fail(fmt.Errorf("install: %w", err))
 	}
 	if err := c.verify(ctx, h, rel, spec); err != nil {
@@ -682,14 +734,22 @@ func (c *Controller) follow(ctx context.Context, h RolloutHost, rel StoredReleas
 		}
 		return result{h: h, err: err}
 	}
-	if h.Detail != "" {
-		if err := c.Installer.Follow(ctx, h, h.Detail); err != nil {
+	handle := h.Detail
+	if handle == "" {
+		found, err := c.Installer.Probe(ctx, h)
+		if err != nil {
+			return fail(fmt.Errorf("probe for an install in flight: %w", err))
+		}
+		handle = found
+	}
+	if handle != "" {
+		if err := c.Installer.Follow(ctx, h, handle); err != nil {
 			return fail(fmt.Errorf("install (resumed): %w", err))
 		}
 	}
 	if err := c.verify(ctx, h, rel, spec); err != nil {
-		if h.Detail == "" {
-			err = fmt.Errorf("interrupted before the install was confirmed, not retried: %w", err)
+		if handle == "" && ctx.Err() == nil {
+			return result{h: h, state: HostInterrupted, err: fmt.Errorf("controller stopped before the install was confirmed, none in flight, host not retried: %w", err)}
 		}
 		return fail(err)
 	}

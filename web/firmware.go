@@ -407,6 +407,10 @@ func (d *fwDemoInstaller) Follow(ctx context.Context, h firmware.RolloutHost, ha
 	return nil
 }
 
+func (d *fwDemoInstaller) Probe(ctx context.Context, h firmware.RolloutHost) (string, error) {
+	return "", nil
+}
+
 func (d *fwDemoInstaller) Version(ctx context.Context, h firmware.RolloutHost) (string, error) {
 	return d.version, nil
 }

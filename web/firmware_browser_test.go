@@ -128,6 +128,10 @@ func (i instantInstaller) Follow(ctx context.Context, h firmware.RolloutHost, ha
 	return nil
 }
 
+func (i instantInstaller) Probe(ctx context.Context, h firmware.RolloutHost) (string, error) {
+	return "", nil
+}
+
 func (i instantInstaller) Version(ctx context.Context, h firmware.RolloutHost) (string, error) {
 	return i.version, nil
 }

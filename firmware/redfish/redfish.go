@@ -268,6 +268,47 @@ func (c *Client) FirmwareInventory(ctx context.Context) ([]SoftwareInventory, er
 	return out, nil
 }
 
+// RunningTasks lists the tasks of the TaskService that have not finished:
+// after a crash, an update in flight shows up here.
+func (c *Client) RunningTasks(ctx context.Context) ([]Task, error) {
+	root, err := c.ServiceRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if root.Tasks.ID == "" {
+		return nil, nil
+	}
+	var ts struct{ Tasks Link }
+	if err := c.Get(ctx, root.Tasks.ID, &ts); err != nil {
+		return nil, err
+	}
+	if ts.Tasks.ID == "" {
+		return nil, nil
+	}
+	var coll struct{ Members []Link }
+	if err := c.Get(ctx, ts.Tasks.ID, &coll); err != nil {
+		return nil, err
+	}
+	var out []Task
+	for _, m := range coll.Members {
+		var t Task
+		if err := c.Get(ctx, m.ID, &t); err != nil {
+			var re *Error
+			if errors.As(err, &re) && re.Status == http.StatusNotFound {
+				continue // removed since the listing
+			}
+			return nil, err
+		}
+		if t.ODataID == "" {
+			t.ODataID = m.ID
+		}
+		if !t.Done() {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
 // SimpleUpdate asks the BMC to fetch and install the image at imageURI, on
 // the inventory members named by targets (all applicable when empty). It
 // returns the URI to follow with WaitTask.

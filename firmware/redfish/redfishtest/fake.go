@@ -307,6 +307,11 @@ func (b *BMC) post(w http.ResponseWriter, r *http.Request, path string) {
 	doc := map[string]any{"@odata.id": tp, "@odata.type": "#Task.v1_7_4.Task", "Id": fmt.Sprint(b.nextTask),
 		"Name": "Firmware update", "TaskState": "New", "TaskStatus": "OK", "PercentComplete": 0}
 	b.docs[tp] = doc
+	if coll := b.docs["/redfish/v1/TaskService/Tasks"]; coll != nil {
+		members, _ := coll["Members"].([]any)
+		coll["Members"] = append(members, map[string]any{"@odata.id": tp})
+		coll["Members@odata.count"] = len(members) + 1
+	}
 	if b.Broken {
 		result = "fail"
 	}
