@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/srekit/srekit/flame"
@@ -113,6 +114,13 @@ func (m stackMap) canonical() []byte {
 	return b.Bytes()
 }
 
+// gzipWriters reuses compressors: each holds about a megabyte of tables,
+// which dominated the cost of storing a small profile.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
+
 // encodeProfile returns the compressed canonical form of p, its content hash
 // and its total.
 func encodeProfile(p *flame.Profile) (data []byte, hash string, raw int, total int64, err error) {
@@ -121,7 +129,9 @@ func encodeProfile(p *flame.Profile) (data []byte, hash string, raw int, total i
 	text := m.canonical()
 	sum := sha256.Sum256(text)
 	var b bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&b)
 	if _, err := zw.Write(text); err != nil {
 		return nil, "", 0, 0, err
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ func main() {
 	workers := flag.Int("workers", 8, "concurrent uploaders")
 	rounds := flag.Int("rounds", 1, "upload the directory this many times (with distinct time ranges)")
 	db := flag.String("db", "", "SQLite file (default: a temporary one)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
 	files, _ := filepath.Glob(filepath.Join(*dir, "*.pb.gz"))
 	sort.Strings(files)
@@ -74,6 +76,14 @@ func main() {
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	for w := 0; w < *workers; w++ {
 		wg.Add(1)
@@ -112,6 +122,6 @@ func main() {
 	fmt.Printf("ingest: %d pprof uploads (avg %d bytes) in %.2fs with %d clients: %.0f uploads/s on SQLite (%d failed)\n",
 		total, bytesIn/len(bodies), el.Seconds(), *workers, float64(total)/el.Seconds(), failed.Load())
 	if failed.Load() > 0 {
-		os.Exit(1)
+		log.Fatalf("%d uploads failed", failed.Load())
 	}
 }
