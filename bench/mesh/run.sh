@@ -10,18 +10,21 @@
 #      balancer (alone and with the front door's region set to eu) versus
 #      least request and round robin.
 # Ratios are printed as srekit / anchor. Environment: DURATION (seconds per
-# wrk run, default 10), RATE_SECONDS (per open-loop run, default 10),
+# wrk run, default 10), RATE_SECONDS (per open-loop run, default 5),
 # FRACTION (share of the lowest maximum for the latency run, default 0.5),
 # RATE (requests/s for the latency run instead of FRACTION of the maximum),
+# ROUNDS (latency rounds, targets interleaved, default 3; RATE_SECONDS each),
 # PARTS (any of "throughput latency regions", default all three),
 # WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2),
 # BASE_PORT (first of the loopback ports used, default 27180).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
-RATE_SECONDS=${RATE_SECONDS:-10}
+RATE_SECONDS=${RATE_SECONDS:-5}
 WORKERS=${WORKERS:-2}
 FRACTION=${FRACTION:-0.5}
+ROUNDS=${ROUNDS:-3}
+REGION_SECONDS=${REGION_SECONDS:-10}
 PARTS=${PARTS:-"throughput latency regions"}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 W=$(mktemp -d /tmp/srekit-bench-mesh.XXXXXX)
@@ -124,14 +127,21 @@ fi
 
 if has latency; then
 [ -n "${RATE:-}" ] || RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
-echo; echo "== latency at a constant $RATE requests/s, open loop, ${RATE_SECONDS}s"
-declare -A P99 P50
-for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
-  name=${n%%:*}; addr=${n#*:}
-  out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s")
-  P50[$name]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
-  P99[$name]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
-  printf "%-8s %s\n" "$name" "$out"
+echo; echo "== latency at a constant $RATE requests/s, open loop, $ROUNDS rounds of ${RATE_SECONDS}s each, targets interleaved; median of rounds"
+declare -A P99 P50 ALL50 ALL99
+for r in $(seq "$ROUNDS"); do
+  for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
+    name=${n%%:*}; addr=${n#*:}
+    out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s")
+    ALL50[$name]+="$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
+    ALL99[$name]+="$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
+    printf "round %d %-8s %s\n" "$r" "$name" "$out"
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+for name in direct srekit haproxy nginx; do
+  P50[$name]=$(median <<<"${ALL50[$name]}"); P99[$name]=$(median <<<"${ALL99[$name]}")
+  printf "%-8s median p50 %8.3f ms  p99 %8.3f ms\n" "$name" "${P50[$name]}" "${P99[$name]}"
 done
 for name in srekit haproxy nginx; do
   awk -v n=$name -v p=${P99[$name]} -v d=${P99[direct]} -v m=${P50[$name]} -v dm=${P50[direct]} \
@@ -141,7 +151,7 @@ echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/n
 fi
 has regions || exit 0
 
-echo; echo "== regions experiment: eu 5 ms (127.0.0.2), us 25 ms (.3), ap 60 ms (.4); 200 requests/s for ${RATE_SECONDS}s"
+echo; echo "== regions experiment: eu 5 ms (127.0.0.2), us 25 ms (.3), ap 60 ms (.4); 200 requests/s for ${REGION_SECONDS}s"
 "$W/backend" -addr 127.0.0.2:$B -delay 5ms -name eu & PIDS+=($!)
 "$W/backend" -addr 127.0.0.3:$B -delay 25ms -name us & PIDS+=($!)
 "$W/backend" -addr 127.0.0.4:$B -delay 60ms -name ap & PIDS+=($!)
@@ -169,7 +179,7 @@ port=$((B+10))
 declare -A RP50 RP99
 for bal in p2c_ewma least_request round_robin p2c_ewma+locality; do
   port=$((port + 1))
-  out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${RATE_SECONDS}s" -warmup 2s)
+  out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${REGION_SECONDS}s" -warmup 2s)
   RP50[$bal]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
   RP99[$bal]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
   printf "%-18s %s\n" "$bal" "$out"
