@@ -41,7 +41,7 @@ type CertInfo struct {
 	IPs       int      // number of IP addresses in the SAN extension
 	Precert   bool     // has the poison extension
 
-	tbs []byte // the TBSCertificate without CT extensions
+	pieces [][]byte // the TBSCertificate body without CT extensions
 }
 
 // Name holds the parts of an X.509 distinguished name srekit shows and matches.
@@ -89,22 +89,50 @@ func ParseTBS(der []byte) (*CertInfo, error) {
 	if !in.ReadASN1(&tbs, cbasn1.SEQUENCE) || !in.Empty() {
 		return nil, errors.New("tbs: not a DER SEQUENCE")
 	}
-	// The re-encoded TBS without CT extensions, for the hash.
-	var b cryptobyte.Builder
-	var bodyErr error
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		bodyErr = c.parseTBSBody(tbs, b)
-	})
-	if bodyErr != nil {
-		return nil, bodyErr
+	// The TBS without CT extensions is hashed from pieces of the input,
+	// with only the changed DER headers written anew: no re-encoding.
+	var b tbsPieces
+	b.parts = b.buf[:0]
+	if err := c.parseTBSBody(tbs, &b); err != nil {
+		return nil, err
 	}
-	out, err := b.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("tbs: re-encode: %w", err)
+	n := 0
+	for _, p := range b.parts {
+		n += len(p)
 	}
-	c.TBSHash = sha256.Sum256(out)
-	c.tbs = out
+	h := sha256.New()
+	var hdr [8]byte
+	h.Write(derHeader(hdr[:0], 0x30, n))
+	for _, p := range b.parts {
+		h.Write(p)
+	}
+	h.Sum(c.TBSHash[:0])
+	c.pieces = b.parts
 	return c, nil
+}
+
+// tbsPieces collects the slices that make up a TBSCertificate body.
+type tbsPieces struct {
+	buf   [16][]byte
+	parts [][]byte
+}
+
+func (b *tbsPieces) AddBytes(p []byte) { b.parts = append(b.parts, p) }
+
+// derHeader appends a DER tag and length.
+func derHeader(dst []byte, tag byte, n int) []byte {
+	dst = append(dst, tag)
+	switch {
+	case n < 0x80:
+		return append(dst, byte(n))
+	case n < 0x100:
+		return append(dst, 0x81, byte(n))
+	case n < 0x10000:
+		return append(dst, 0x82, byte(n>>8), byte(n))
+	case n < 0x1000000:
+		return append(dst, 0x83, byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 // PrecertTBS returns the TBSCertificate of a DER (pre)certificate with the
@@ -114,13 +142,21 @@ func PrecertTBS(der []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.tbs, nil
+	n := 0
+	for _, p := range c.pieces {
+		n += len(p)
+	}
+	out := derHeader(make([]byte, 0, n+6), 0x30, n)
+	for _, p := range c.pieces {
+		out = append(out, p...)
+	}
+	return out, nil
 }
 
 var tagExplicit0 = cbasn1.Tag(0).Constructed().ContextSpecific()
 var tagExplicit3 = cbasn1.Tag(3).Constructed().ContextSpecific()
 
-func (c *CertInfo) parseTBSBody(tbs cryptobyte.String, b *cryptobyte.Builder) error {
+func (c *CertInfo) parseTBSBody(tbs cryptobyte.String, b *tbsPieces) error {
 	var elem cryptobyte.String
 	var tag cbasn1.Tag
 	// version [0] EXPLICIT OPTIONAL
@@ -192,7 +228,7 @@ func (c *CertInfo) parseTBSBody(tbs cryptobyte.String, b *cryptobyte.Builder) er
 }
 
 // parseExtensions reads the [3] extensions, copying all but the CT ones to b.
-func (c *CertInfo) parseExtensions(elem cryptobyte.String, b *cryptobyte.Builder) error {
+func (c *CertInfo) parseExtensions(elem cryptobyte.String, b *tbsPieces) error {
 	var outer, exts cryptobyte.String
 	if !elem.ReadASN1(&outer, tagExplicit3) || !outer.ReadASN1(&exts, cbasn1.SEQUENCE) || !outer.Empty() {
 		return errors.New("tbs: bad extensions")
@@ -237,13 +273,14 @@ func (c *CertInfo) parseExtensions(elem cryptobyte.String, b *cryptobyte.Builder
 		// DER has no empty extensions sequence.
 		return nil
 	}
-	b.AddASN1(tagExplicit3, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			for _, e := range kept {
-				b.AddBytes(e)
-			}
-		})
-	})
+	n := 0
+	for _, e := range kept {
+		n += len(e)
+	}
+	seq := derHeader(nil, 0x30, n)
+	b.AddBytes(derHeader(make([]byte, 0, 12), 0xa3, len(seq)+n))
+	b.AddBytes(seq)
+	b.parts = append(b.parts, kept...)
 	return nil
 }
 
