@@ -339,7 +339,11 @@ func (p *parser) primary() (*node, error) {
 		case "AND", "OR", "THEN", "ELSE":
 			return nil, fmt.Errorf("column %d: unexpected %q", t.pos+1, t.text)
 		}
-		return p.refOrCall(Canonical(t.text), t)
+		name := Canonical(t.text)
+		if name == "" {
+			return nil, fmt.Errorf("column %d: %q is not a name", t.pos+1, t.text)
+		}
+		return p.refOrCall(name, t)
 	case tOp:
 		if t.text == "(" {
 			x, err := p.expr(0)
@@ -464,6 +468,25 @@ func arity(a [2]int) string {
 	return fmt.Sprintf("%d to %d", a[0], a[1])
 }
 
+// quoteName writes a name bare when it reads back as the same name, quoted otherwise.
+func quoteName(name string) string {
+	bare := name != ""
+	for i, r := range name {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= 0x80 || i > 0 && r >= '0' && r <= '9') {
+			bare = false
+			break
+		}
+	}
+	switch strings.ToUpper(name) {
+	case "IF", "THEN", "ELSE", "AND", "OR", "NOT", "TIME", "DT", "STARTTIME", "INITIAL_TIME", "STOPTIME", "FINAL_TIME", "PI":
+		bare = false
+	}
+	if bare && Canonical(name) == name {
+		return name
+	}
+	return `"` + name + `"`
+}
+
 // walk calls fn for n and every node under it.
 func (n *node) walk(fn func(*node)) {
 	if n == nil {
@@ -492,7 +515,7 @@ func (n *node) format(b *strings.Builder) {
 	case opNum:
 		b.WriteString(strconv.FormatFloat(n.num, 'g', -1, 64))
 	case opRef:
-		b.WriteString(n.name)
+		b.WriteString(quoteName(n.name))
 	case opTime:
 		b.WriteString("TIME")
 	case opDT:
@@ -523,6 +546,12 @@ func (n *node) format(b *strings.Builder) {
 			name = "SMOOTH"
 		case opDelay1:
 			name = "DELAY1"
+		case opLookup:
+			name = "LOOKUP"
+			b.WriteString("LOOKUP(" + quoteName(n.name) + ", ")
+			n.args[0].format(b)
+			b.WriteString(")")
+			return
 		}
 		b.WriteString(name + "(")
 		for i, a := range n.args {
@@ -801,17 +830,17 @@ func (n *node) polarityOf(v int, tables []*Table) Polarity {
 		ua, ub := a.uses(v), b.uses(v)
 		switch {
 		case ua && ub:
-			if !a.nonNegative() || !b.nonNegative() {
+			if !a.nonNegative(tables) || !b.nonNegative(tables) {
 				return Unknown
 			}
 			return combine(a.polarityOf(v, tables), b.polarityOf(v, tables))
 		case ua:
-			if !b.nonNegative() {
+			if !b.nonNegative(tables) {
 				return Unknown
 			}
 			return a.polarityOf(v, tables)
 		default:
-			if !a.nonNegative() {
+			if !a.nonNegative(tables) {
 				return Unknown
 			}
 			return b.polarityOf(v, tables)
@@ -821,24 +850,24 @@ func (n *node) polarityOf(v int, tables []*Table) Polarity {
 		ua, ub := a.uses(v), b.uses(v)
 		switch {
 		case ua && ub:
-			if !a.nonNegative() || !b.nonNegative() {
+			if !a.nonNegative(tables) || !b.nonNegative(tables) {
 				return Unknown
 			}
 			return combine(a.polarityOf(v, tables), b.polarityOf(v, tables).flip())
 		case ua:
-			if !b.nonNegative() {
+			if !b.nonNegative(tables) {
 				return Unknown
 			}
 			return a.polarityOf(v, tables)
 		default:
-			if !a.nonNegative() {
+			if !a.nonNegative(tables) {
 				return Unknown
 			}
 			return b.polarityOf(v, tables).flip()
 		}
 	case opPow:
 		base, exp := n.args[0], n.args[1]
-		if exp.op == opNum && exp.num > 0 && base.uses(v) && !exp.uses(v) && base.nonNegative() {
+		if exp.op == opNum && exp.num > 0 && base.uses(v) && !exp.uses(v) && base.nonNegative(tables) {
 			return base.polarityOf(v, tables)
 		}
 		return Unknown
@@ -892,32 +921,42 @@ func (n *node) polarityOf(v int, tables []*Table) Polarity {
 
 // nonNegative reports whether an operand is known not to go below zero under
 // the all-variables-non-negative assumption.
-func (n *node) nonNegative() bool {
+func (n *node) nonNegative(tables []*Table) bool {
 	switch n.op {
 	case opNum:
 		return n.num >= 0
 	case opRef, opTime, opDT, opSmooth, opDelay1:
 		return true
 	case opPow:
-		return n.args[0].nonNegative()
+		return n.args[0].nonNegative(tables)
+	case opLookup:
+		if n.ref < 0 || n.ref >= len(tables) || tables[n.ref] == nil {
+			return false
+		}
+		for _, y := range tables[n.ref].Y {
+			if y < 0 {
+				return false
+			}
+		}
+		return true
 	case opGT, opGE, opLT, opLE, opEQ, opNE, opAnd, opOr, opNot:
 		return true
 	case opIf:
-		return n.args[1].nonNegative() && n.args[2].nonNegative()
+		return n.args[1].nonNegative(tables) && n.args[2].nonNegative(tables)
 	case opAdd, opMul, opDiv:
-		return n.args[0].nonNegative() && n.args[1].nonNegative()
+		return n.args[0].nonNegative(tables) && n.args[1].nonNegative(tables)
 	case opCall:
 		switch n.name {
 		case "MIN":
 			for _, a := range n.args {
-				if !a.nonNegative() {
+				if !a.nonNegative(tables) {
 					return false
 				}
 			}
 			return true
 		case "MAX": // MAX(0, x) is never negative whatever x is
 			for _, a := range n.args {
-				if a.nonNegative() {
+				if a.nonNegative(tables) {
 					return true
 				}
 			}
