@@ -4,7 +4,10 @@
 # (one process, queries in sequence) and Knot's `kdig` (many queries per
 # process, run in parallel with xargs). The anchors only fetch the same
 # records; srekit also follows aliases, checks the DNSSEC status and
-# evaluates every name. Prints names per second, peak memory and the ratio.
+# evaluates every name. srekit runs twice: with its default TTL cache (names
+# under one parent share the parent's lookup) and with --cache 0 (every
+# question asked, as the anchors do). Prints names per second, peak memory
+# and the ratios.
 #
 #   bench/caa/run.sh [NAMES]       # default 20000 names
 #
@@ -99,6 +102,17 @@ undecided=$(grep -c '"decision":"cannot decide"' "$D/out.jsonl" || true)
 printf 'srekit caa check --file: %6s names/s, peak RSS %s KiB (%s lines: %s allowed, %s forbidden, %s cannot decide)\n' \
   "$srekit_rate" "$(cat "$D/srekit.mem")" "$lines" "$allowed" "$forbidden" "$undecided"
 
+# The same without the cache: every name's climb asks every question, as
+# the anchors below do.
+t0=$(now)
+/usr/bin/time -f '%M' -o "$D/srekit-nc.mem" "$D/srekit" caa check --file "$D/names.txt" --ca ca.example \
+  --resolver "127.0.0.1:$PORT" --concurrency "$CONC" --method dns-01 --cache 0 > "$D/out-nc.jsonl" || [ $? -eq 3 ]
+t1=$(now)
+nocache_rate=$(rate "$N" "$t0" "$t1")
+cmp -s <(sort "$D/out.jsonl" | sed 's/"ms":[0-9.]*//g; s/,"cached":true//g' | sort) <(sed 's/"ms":[0-9.]*//g' "$D/out-nc.jsonl" | sort) \
+  && same="same decisions" || same="DIFFERENT output"
+printf 'srekit, --cache 0:        %6s names/s, peak RSS %s KiB (%s as with the cache)\n' "$nocache_rate" "$(cat "$D/srekit-nc.mem")" "$same"
+
 t0=$(now)
 /usr/bin/time -f '%M' -o "$D/dig.mem" dig @127.0.0.1 -p "$PORT" -f "$D/queries.txt" +noall +answer > "$D/dig.out"
 t1=$(now)
@@ -111,7 +125,7 @@ t1=$(now)
 kdig_rate=$(rate "$N" "$t0" "$t1")
 printf 'kdig x%s (xargs -P):      %6s names/s\n' "$(nproc)" "$kdig_rate"
 
-python3 -c "print(f'ratio srekit/dig: {$srekit_rate/$dig_rate:.1f}x   srekit/kdig: {$srekit_rate/$kdig_rate:.1f}x')"
+python3 -c "print(f'ratio srekit/dig: {$srekit_rate/$dig_rate:.1f}x   srekit/kdig: {$srekit_rate/$kdig_rate:.1f}x   (without the cache: {$nocache_rate/$dig_rate:.1f}x and {$nocache_rate/$kdig_rate:.1f}x)')"
 
 # Flat memory: the same run with 5x the names must not need 5x the memory.
 if [ "${FLAT:-1}" = 1 ]; then

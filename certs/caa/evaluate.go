@@ -90,6 +90,11 @@ type Lookup struct {
 	Server string `json:"server,omitempty"`
 	// Millis is how long the lookup took, in milliseconds.
 	Millis float64 `json:"ms"`
+	// Cached is true when the answer came from the Resolver's Cache (or
+	// was shared with a concurrent lookup of the same name).
+	Cached bool `json:"cached,omitempty"`
+
+	ttl uint32 // for the cache: the smallest TTL seen
 }
 
 // Failed reports whether this lookup cannot be relied on: it got no usable

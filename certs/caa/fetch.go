@@ -17,6 +17,8 @@ import (
 type Resolver struct {
 	// Server is the resolver (or authoritative server) to ask, host:port.
 	Server string
+	// Cache, when set, shares lookups between checks (see Cache).
+	Cache *Cache
 	// Timeout is how long to wait for one answer; 2s when zero.
 	Timeout time.Duration
 	// Retries is how many times a query that timed out is sent again; the
@@ -112,7 +114,14 @@ func (r *Resolver) Check(ctx context.Context, req Request) Decision {
 // Lookup asks for the CAA records of one name, following CNAME and DNAME
 // (RFC 8659 section 3: aliases are followed within a lookup). NXDOMAIN is an
 // empty set; SERVFAIL, REFUSED, other errors and timeouts fail the lookup.
-func (r *Resolver) Lookup(ctx context.Context, name string) (l Lookup) {
+func (r *Resolver) Lookup(ctx context.Context, name string) Lookup {
+	if r.Cache != nil {
+		return r.Cache.lookup(ctx, r, name)
+	}
+	return r.lookup(ctx, name)
+}
+
+func (r *Resolver) lookup(ctx context.Context, name string) (l Lookup) {
 	start := time.Now()
 	l = Lookup{Name: dns.Fqdn(name), Server: r.Server, Records: []Record{}}
 	defer func() { l.Millis = float64(time.Since(start).Microseconds()) / 1000 }()
@@ -148,6 +157,7 @@ func (r *Resolver) Lookup(ctx context.Context, name string) (l Lookup) {
 			}
 			return l
 		}
+		l.ttl = minTTL(l.ttl, hop == 0, resp)
 		st, detail := r.status(ctx, resp)
 		statuses = append(statuses, st)
 		if detail != "" {
@@ -174,6 +184,32 @@ func (r *Resolver) Lookup(ctx context.Context, name string) (l Lookup) {
 	l.DNSSEC = worst(statuses)
 	l.DNSSECDetail = strings.Join(dedup(details), "; ")
 	return l
+}
+
+// minTTL folds the TTLs of a response into ttl: the smallest TTL of its
+// answer records, or for a negative answer the SOA's (RFC 2308 section 5).
+func minTTL(ttl uint32, first bool, resp *dns.Msg) uint32 {
+	m := uint32(0)
+	set := false
+	take := func(t uint32) {
+		if !set || t < m {
+			m, set = t, true
+		}
+	}
+	for _, rr := range resp.Answer {
+		take(rr.Header().Ttl)
+	}
+	if len(resp.Answer) == 0 || resp.Rcode == dns.RcodeNameError {
+		for _, rr := range resp.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				take(min(soa.Hdr.Ttl, soa.Minttl))
+			}
+		}
+	}
+	if !first && ttl < m {
+		return ttl
+	}
+	return m
 }
 
 // needsChase reports whether an answer whose alias chain ends at target

@@ -315,5 +315,28 @@ func TestIntegration(t *testing.T) {
 		if got.Load() != n || allowed.Load() != n {
 			t.Fatalf("got %d decisions, %d allowed at caa.test, want %d", got.Load(), allowed.Load(), n)
 		}
+
+		// With a cache, the shared parents are asked for once (or once per
+		// concurrent first wave), and the decisions do not change.
+		r.Cache = caa.NewCache(time.Minute)
+		in = make(chan caa.Request)
+		go func() {
+			for i := 0; i < n; i++ {
+				in <- caa.Request{Name: fmt.Sprintf("n%d.sub.caa.test", i), Issuer: "ca.example"}
+			}
+			close(in)
+		}()
+		var cachedParent, allowed2 atomic.Int64
+		r.Batch(context.Background(), in, caa.BatchOptions{Concurrency: 8}, func(d caa.Decision) {
+			if d.Verdict == caa.Allowed && d.RelevantName == "caa.test." {
+				allowed2.Add(1)
+			}
+			if len(d.Climb) == 3 && d.Climb[2].Cached && d.Climb[1].Cached && !d.Climb[0].Cached {
+				cachedParent.Add(1)
+			}
+		})
+		if allowed2.Load() != n || cachedParent.Load() < n-8 {
+			t.Fatalf("cached batch: %d allowed, %d with cached parents, want %d and >= %d", allowed2.Load(), cachedParent.Load(), n, n-8)
+		}
 	})
 }
