@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +48,20 @@ func TestBrowserMeshPageShowsRegionTimings(t *testing.T) {
 	}
 	if !strings.Contains(endpoints, "127.0.0.2") || !strings.Contains(endpoints, "healthy") {
 		t.Errorf("endpoint table: %q", endpoints)
+	}
+
+	// The server's own API relays the mesh's timings.
+	res, err := http.Get(base + "/api/v1/mesh/timings")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var rep mesh.TimingsReport
+	if err := json.NewDecoder(res.Body).Decode(&rep); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /api/v1/mesh/timings: %d %v", res.StatusCode, err)
+	}
+	if len(rep.Regions) == 0 || len(rep.Endpoints) != 3 {
+		t.Errorf("timings API: %d regions, %d endpoints", len(rep.Regions), len(rep.Endpoints))
 	}
 }
 
