@@ -57,9 +57,11 @@ type collapseFlags struct {
 	shortenPkgs bool
 }
 
-func (f *collapseFlags) register(cmd *cobra.Command) {
+// register adds the flags; formatFlag names the input format flag ("format"
+// for collapse and merge, "input-format" where --format is the output).
+func (f *collapseFlags) register(cmd *cobra.Command, formatFlag string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.format, "format", "auto", "input format: auto, perf, dtrace, jstack, pprof, bpftrace or folded")
+	fl.StringVar(&f.format, formatFlag, "auto", "input format: auto, perf, dtrace, jstack, pprof, bpftrace or folded")
 	fl.BoolVar(&f.pid, "pid", false, "perf: append the process ID to process names (java-1234)")
 	fl.BoolVar(&f.tid, "tid", false, "perf: append process and thread IDs (java-1234/1240)")
 	fl.BoolVar(&f.kernel, "kernel", false, "perf: annotate kernel frames with _[k] (orange in --colors java)")
@@ -190,7 +192,7 @@ reported on stderr with their line numbers (--strict makes them fatal).`,
 			return done()
 		},
 	}
-	cf.register(cmd)
+	cf.register(cmd, "format")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of stdout")
 	return cmd
 }
@@ -238,7 +240,7 @@ func (f *renderFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.focus, "focus", "", "keep only stacks with a frame matching this regex")
 	fl.StringVar(&f.ignore, "ignore", "", "drop stacks with a frame matching this regex")
 	fl.IntVar(&f.maxDepth, "max-depth", 0, "cut stacks deeper than this many frames (0: no limit)")
-	fl.StringVar(&f.output, "as", "svg", "output: svg, or html (graph, function table, sandwich view, search)")
+	fl.StringVar(&f.output, "format", "svg", "output: svg, or html (graph, function table, sandwich view, search)")
 	fl.StringVarP(&f.out, "output", "o", "", "write to this file instead of stdout")
 }
 
@@ -259,7 +261,7 @@ func (f *renderFlags) options() (flame.RenderOptions, error) {
 		return o, usagef("--colors %q: want one of %s", o.Colors, strings.Join(flame.Palettes, ", "))
 	}
 	if f.output != "svg" && f.output != "html" {
-		return o, usagef("--as %q: want svg or html", f.output)
+		return o, usagef("--format %q: want svg or html (the input format is --input-format)", f.output)
 	}
 	if f.cp {
 		o.Palette = map[string]string{}
@@ -340,7 +342,7 @@ func flameRenderCmd() *cobra.Command {
 The SVG is self-contained: hover a frame for its count, click to zoom (Reset
 Zoom to return), Ctrl-F or "Search" for a regex (matches turn purple and
 "Matched: x%" shows their share), Ctrl-I or "ic" to ignore case; the zoom and
-search are kept in the URL. --as html writes one offline page with the graph,
+search are kept in the URL. --format html writes one offline page with the graph,
 a table of functions (self and total) and a sandwich view (callers and callees
 of one function).
 
@@ -348,12 +350,13 @@ Big profiles: frames narrower than --minwidth are left out before drawing, and
 --max-nodes bounds the frame count; what is left out is drawn as hatched
 "trimmed" frames and counted in the footer, never silently lost.
 
-The input may be folded stacks or anything 'collapse' reads (see its flags).`,
+The input may be folded stacks or anything 'collapse' reads (--input-format,
+detected by default; the perf, pprof and jstack flags are collapse's).`,
 		Example: `  perf script | srekit flame collapse | srekit flame render - > cpu.svg
   srekit flame render --colors java --title "Java CPU" out.folded -o java.svg
-  srekit flame render --as html --max-nodes 20000 big.folded -o big.html
+  srekit flame render --format html --max-nodes 20000 big.folded -o big.html
   srekit flame render --inverted --minwidth 0.5% --search '^ext4_' out.folded > icicle.svg
-  srekit flame render --format pprof --sample-index 1 cpu.pb.gz > cpu.svg`,
+  srekit flame render --input-format pprof --sample-index 1 cpu.pb.gz > cpu.svg`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := rf.options()
@@ -376,7 +379,7 @@ The input may be folded stacks or anything 'collapse' reads (see its flags).`,
 			return rf.render(cmd, p, o)
 		},
 	}
-	cf.register(cmd)
+	cf.register(cmd, "input-format")
 	rf.register(cmd)
 	return cmd
 }
@@ -418,7 +421,7 @@ instead of a picture. Inputs may be in any format collapse reads.`,
 		Example: `  srekit flame diff before.folded after.folded > diff.svg
   srekit flame diff --elided before.folded after.folded > gone.svg
   srekit flame diff --folded before.folded after.folded > diff.folded
-  srekit flame diff --format pprof old.pb.gz new.pb.gz --as html -o diff.html`,
+  srekit flame diff --input-format pprof old.pb.gz new.pb.gz --format html -o diff.html`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := rf.options()
@@ -452,7 +455,7 @@ instead of a picture. Inputs may be in any format collapse reads.`,
 			return rf.render(cmd, d, o)
 		},
 	}
-	cf.register(cmd)
+	cf.register(cmd, "input-format")
 	rf.register(cmd)
 	cmd.Flags().BoolVar(&noNormalize, "no-normalize", false, "compare raw counts (by default BEFORE is scaled to AFTER's total)")
 	cmd.Flags().BoolVar(&elided, "elided", false, "draw the BEFORE profile: what shrank or disappeared")
@@ -489,7 +492,7 @@ func flameMergeCmd() *cobra.Command {
 			return done()
 		},
 	}
-	cf.register(cmd)
+	cf.register(cmd, "format")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file instead of stdout")
 	return cmd
 }

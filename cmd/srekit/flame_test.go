@@ -47,7 +47,7 @@ func TestFlameCommands(t *testing.T) {
 	}
 	// render straight from perf script output, as HTML, to a file
 	html := filepath.Join(t.TempDir(), "g.html")
-	if _, _, err := runFlame(t, flameRenderCmd, "", "--as", "html", "-o", html, filepath.Join(td, "perf-java-stacks-01.txt")); err != nil {
+	if _, _, err := runFlame(t, flameRenderCmd, "", "--format", "html", "-o", html, filepath.Join(td, "perf-java-stacks-01.txt")); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(html); !bytes.Contains(b, []byte(`id="funcs"`)) {
