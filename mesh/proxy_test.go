@@ -333,3 +333,33 @@ func TestReloadFromFileKeepsEndpointState(t *testing.T) {
 		t.Errorf("a failed reload changed the running config")
 	}
 }
+
+func TestAccessLog(t *testing.T) {
+	a := newBackend(t, "a", "127.0.0.2", 0)
+	logf := filepath.Join(t.TempDir(), "access.log")
+	y := `
+admin: "off"
+access_log: "` + logf + `"
+listeners: [{addr: "127.0.0.1:0"}]
+routes: [{cluster: api}]
+clusters: [{name: api, endpoints: [{address: "{{a}}", region: eu}]}]
+`
+	m, url := startMesh(t, y, map[string]string{"a": a.addr})
+	res, err := newClient().Get(url + "/logged?q=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	m.Close(t.Context())
+	var line struct {
+		Path, Cluster, Region string
+		Code                  int
+	}
+	b, _ := os.ReadFile(logf)
+	if err := json.Unmarshal(b, &line); err != nil {
+		t.Fatalf("access log %q: %v", b, err)
+	}
+	if line.Path != "/logged" || line.Cluster != "api" || line.Region != "eu" || line.Code != 200 {
+		t.Errorf("access log line %+v", line)
+	}
+}
