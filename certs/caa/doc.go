@@ -17,5 +17,6 @@
 //     truncation, and the DNSSEC status of every answer, either from a
 //     validating resolver's AD bit or, with trust anchors, validated here.
 //
-// Check puts the two together for one name and Batch for many.
+// Resolver.Check puts the two together for one name and Resolver.Batch for
+// many; a Cache lets the names of a batch share their parents' lookups.
 package caa

@@ -157,6 +157,13 @@ func (r *Resolver) lookup(ctx context.Context, name string) (l Lookup) {
 			}
 			return l
 		}
+		if ref := referral(resp); ref != "" {
+			// An authoritative server asked about a name it delegated answers
+			// with a referral: that says nothing about the CAA records.
+			l.Err = fmt.Sprintf("%s answered with a referral to %s, not an answer: ask a recursive resolver", r.Server, ref)
+			l.DNSSEC = Unknown
+			return l
+		}
 		l.ttl = minTTL(l.ttl, hop == 0, resp)
 		st, detail := r.status(ctx, resp)
 		statuses = append(statuses, st)
@@ -210,6 +217,24 @@ func minTTL(ttl uint32, first bool, resp *dns.Msg) uint32 {
 		return ttl
 	}
 	return m
+}
+
+// referral returns the delegated zone when resp is a referral (no answer,
+// NS records and no SOA in the authority section), else "".
+func referral(resp *dns.Msg) string {
+	if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) > 0 {
+		return ""
+	}
+	zone := ""
+	for _, rr := range resp.Ns {
+		switch rr.(type) {
+		case *dns.SOA:
+			return ""
+		case *dns.NS:
+			zone = rr.Header().Name
+		}
+	}
+	return zone
 }
 
 // needsChase reports whether an answer whose alias chain ends at target

@@ -208,6 +208,14 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("referral", func(t *testing.T) {
+		r := &caa.Resolver{Server: env.Auth}
+		d := check(t, r, "www.deleg.test", "ca.example")
+		if d.Verdict != caa.CannotDecide || !strings.Contains(d.Reason, "referral") {
+			t.Fatalf("got %s: %s", d.Verdict, d.Reason)
+		}
+	})
+
 	t.Run("timeout", func(t *testing.T) {
 		r := &caa.Resolver{Server: caatest.Blackhole(t), Timeout: 150 * time.Millisecond, Retries: 1}
 		d := check(t, r, "caa.test", "ca.example")

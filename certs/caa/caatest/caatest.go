@@ -80,6 +80,8 @@ chain.caa.test. IN CNAME alias.caa.test.
 ; DNAME: www.dn.test -> www.other.test
 dn.test. IN DNAME other.test.
 www.other.test. IN CAA 0 issue "dname.example"
+; a delegation to a server that does not exist: Knot answers with a referral
+deleg.test. IN NS ns.deleg.invalid.
 ; a critical unknown tag
 crit.test. IN CAA 128 tbs "x"
 crit.test. IN CAA 0 issue "ca.example"
