@@ -345,7 +345,7 @@ func evaluateSet(d *Decision, req Request) {
 		d.Reason = fmt.Sprintf("the relevant set at %s has neither issue nor issuewild properties; RFC 8659 lets any CA issue, but Boulder refuses wildcards in this case", d.RelevantName)
 	case len(use) == 0:
 		d.Verdict = Allowed
-		d.Reason = fmt.Sprintf("the relevant set at %s has no %s property, so it does not restrict issuance (RFC 8659 section 4.2, erratum 5244)", d.RelevantName, kind)
+		d.Reason = fmt.Sprintf("the relevant set at %s has no %s property, so it does not restrict issuance (RFC 8659 section 3)", d.RelevantName, kind)
 	case authorized:
 		d.Verdict = Allowed
 		d.Reason = fmt.Sprintf("an %s record at %s authorizes %s", kind, d.RelevantName, req.Issuer)
