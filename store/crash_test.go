@@ -79,7 +79,10 @@ func TestNoDataLossOnKill(t *testing.T) {
 			}
 			close(lines)
 		}()
-		deadline := time.After(300 * time.Millisecond)
+		// Kill it a while after its first acknowledged commit, wherever it
+		// is then: starting a process can take long on a loaded machine.
+		var deadline <-chan time.Time
+		giveUp := time.After(60 * time.Second)
 	read:
 		for {
 			select {
@@ -88,6 +91,12 @@ func TestNoDataLossOnKill(t *testing.T) {
 					break read
 				}
 				acked = append(acked, l)
+				if deadline == nil {
+					deadline = time.After(time.Duration(100+round*70) * time.Millisecond)
+				}
+			case <-giveUp:
+				cmd.Process.Kill()
+				t.Fatal("the writer acknowledged no commit within 60 s")
 			case <-deadline:
 				cmd.Process.Signal(syscall.SIGKILL)
 				for l := range lines {
