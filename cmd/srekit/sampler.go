@@ -282,6 +282,7 @@ func samplerEvalCmd() *cobra.Command {
 		configPath string
 		format     outputFormat = "table"
 		save       bool
+		ext        eval.ExternalOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -295,11 +296,17 @@ matters (error recall, slow-trace recall, rare-key coverage, completeness)
 and representativeness (per-key estimates with adjusted counts within 3
 standard errors). Head sampling at the same kept fraction is scored too.
 
---save stores the result in the srekit database for the /sampling page.`,
+--save stores the result in the srekit database for the /sampling page.
+
+With --target, the workload goes instead to a sampler running in another
+process (srekit sampler, or an OpenTelemetry Collector with the tail
+sampling processor) which must export to --sink; with --pid its CPU time
+and peak memory are measured too. bench/sampling uses this to compare.`,
 		Example: `  srekit sampler eval
   srekit sampler eval --traces 50000 --seed 3 --speedup 20
   srekit sampler eval --config my-policies.yaml -o json
-  srekit sampler eval --save --db ~/srekit.db`,
+  srekit sampler eval --save --db ~/srekit.db
+  srekit sampler eval --target 127.0.0.1:4317 --sink 127.0.0.1:14317 --pid 4242 --speedup 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Workload.Traces < 100 || o.Workload.Traces > 5_000_000 {
@@ -307,6 +314,19 @@ standard errors). Head sampling at the same kept fraction is scored too.
 			}
 			if o.Speedup <= 0 || o.Speedup > 1000 {
 				return usagef("--speedup %g: want (0, 1000]", o.Speedup)
+			}
+			if ext.Target != "" {
+				if ext.Sink == "" {
+					return usagef("--target needs --sink (the address the sampler exports to)")
+				}
+				ext.Workload, ext.Speedup = o.Workload, o.Speedup
+				res, err := eval.RunExternal(cmd.Context(), ext)
+				if err != nil {
+					return err
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
 			}
 			if configPath != "" {
 				b, err := os.ReadFile(configPath)
@@ -363,5 +383,9 @@ standard errors). Head sampling at the same kept fraction is scored too.
 	f.StringVarP(&configPath, "config", "c", "", "sampler config (policies and buffer); the built-in eval config when empty")
 	f.VarP(&format, "output", "o", "output format: table, json or csv")
 	f.BoolVar(&save, "save", false, "store the result in the srekit database (--db) for the /sampling page")
+	f.StringVar(&ext.Target, "target", "", "score an external sampler: its OTLP/gRPC address (output is JSON)")
+	f.StringVar(&ext.Sink, "sink", "", "with --target: the address to receive the sampler's exports on")
+	f.IntVar(&ext.PID, "pid", 0, "with --target: the sampler's process ID, to measure its CPU and peak memory")
+	f.DurationVar(&ext.Settle, "settle", 5*time.Second, "with --target: wait this long after sending for decisions")
 	return cmd
 }

@@ -208,37 +208,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	began := time.Now()
 
 	send := func(evs []spanEvent, simOrigin time.Duration) error {
-		const tick = 20 * time.Millisecond
-		start := time.Now()
-		for i := 0; i < len(evs); {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			// Everything due by now (in replayed time) goes in one request.
-			due := simOrigin + time.Duration(float64(time.Since(start))*o.Speedup)
-			if evs[i].at > due {
-				wait := time.Duration(float64(evs[i].at-due) / o.Speedup)
-				time.Sleep(min(wait, tick))
-				continue
-			}
-			td := ptrace.NewTraces()
-			res := map[string]ptrace.SpanSlice{}
-			n := 0
-			for i < len(evs) && evs[i].at <= due && n < 2000 {
-				w.appendSpan(td, res, evs[i])
-				i++
-				n++
-			}
-			sentSpans += n
-			sentBytes += int64(spanBytes(td))
-			if _, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
-				return fmt.Errorf("send to sampler: %w", err)
-			}
+		n, b, err := replay(ctx, client, w, evs, simOrigin, o.Speedup, func(k int) {
 			if o.Progress != nil {
-				o.Progress(float64(sentSpans) / float64(totalSpans))
+				o.Progress(float64(sentSpans+k) / float64(totalSpans))
 			}
-		}
-		return nil
+		})
+		sentSpans += n
+		sentBytes += b
+		return err
 	}
 	if err := send(main, 0); err != nil {
 		return nil, err
@@ -355,4 +332,39 @@ func (m *memWatch) stop() (peakHeapAboveBase int64, peakBuffered int64) {
 		return 0, m.peakBuffered
 	}
 	return int64(m.peak - m.base), m.peakBuffered
+}
+
+// replay sends events over OTLP/gRPC at simulated time / speedup, batching
+// what is due into one request (at most 2000 spans), and returns the spans
+// and span bytes sent.
+func replay(ctx context.Context, client ptraceotlp.GRPCClient, w *Workload, evs []spanEvent, simOrigin time.Duration, speedup float64, progress func(int)) (int, int64, error) {
+	const tick = 20 * time.Millisecond
+	start := time.Now()
+	sent, bytes := 0, int64(0)
+	for i := 0; i < len(evs); {
+		if err := ctx.Err(); err != nil {
+			return sent, bytes, err
+		}
+		due := simOrigin + time.Duration(float64(time.Since(start))*speedup)
+		if evs[i].at > due {
+			wait := time.Duration(float64(evs[i].at-due) / speedup)
+			time.Sleep(min(wait, tick))
+			continue
+		}
+		td := ptrace.NewTraces()
+		res := map[string]ptrace.SpanSlice{}
+		n := 0
+		for i < len(evs) && evs[i].at <= due && n < 2000 {
+			w.appendSpan(td, res, evs[i])
+			i++
+			n++
+		}
+		sent += n
+		bytes += int64(spanBytes(td))
+		if _, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td)); err != nil {
+			return sent, bytes, fmt.Errorf("send to sampler: %w", err)
+		}
+		progress(sent)
+	}
+	return sent, bytes, nil
 }
