@@ -3,9 +3,12 @@ package web_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/srekit/srekit/store/storetest"
+	"github.com/srekit/srekit/web"
 	"github.com/srekit/srekit/web/webtest"
 )
 
@@ -44,5 +47,46 @@ func TestUnknownPathIs404(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("GET /no-such-page = %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestAuthReadsAndWriteToken(t *testing.T) {
+	st := storetest.SQLite(t)
+	s, err := web.New(st, web.Config{Token: "tok", AuthReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	get := func(token string) int {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/v1/parts", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(""); code != 401 {
+		t.Fatalf("read without token under --auth-reads: %d", code)
+	}
+	if code := get("tok"); code != 200 {
+		t.Fatalf("read with token: %d", code)
+	}
+	// Without any token configured, writes are refused outright.
+	ro, _ := web.New(st, web.Config{})
+	ts2 := httptest.NewServer(ro.Handler())
+	defer ts2.Close()
+	req, _ := http.NewRequest("PUT", ts2.URL+"/api/v1/cost/scenarios/x", strings.NewReader("units_per_month: 1\nmeasures: [{name: a}]"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("write on a read-only server: %d, want 403", resp.StatusCode)
 	}
 }
