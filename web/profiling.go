@@ -33,6 +33,11 @@ const profilingUploadLimit = 64 << 20
 // so that hosts can capture and upload without being able to change anything else.
 const EnvAgentToken = "SREKIT_AGENT_TOKEN"
 
+// EnvPull lists pprof endpoints the server captures from itself, without an
+// agent: "api=http://10.0.0.5:6060,worker=http://10.0.0.6:6060". They appear
+// as the agent "server-HOSTNAME".
+const EnvPull = "SREKIT_PROFILING_PULL"
+
 // EnvMaxInflate overrides how many bytes one upload may decompress to
 // (256 MiB by default).
 const EnvMaxInflate = "SREKIT_PROFILING_MAX_INFLATE"
@@ -96,6 +101,23 @@ func mountProfiling(s *Server) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.OnClose(cancel)
 	go p.loop(ctx)
+	if v := os.Getenv(EnvPull); v != "" {
+		var targets []profiling.PprofTarget
+		for _, f := range strings.Split(v, ",") {
+			name, u, ok := strings.Cut(strings.TrimSpace(f), "=")
+			if !ok || name == "" || u == "" {
+				cancel()
+				return fmt.Errorf("%s: %q: want name=http://host:port,...", EnvPull, f)
+			}
+			targets = append(targets, profiling.PprofTarget{Name: name, URL: u})
+		}
+		host, _ := os.Hostname()
+		go func() {
+			if err := p.svc.RunPull(ctx, "server-"+host, targets, s.Log); err != nil {
+				s.Log.Error("profiling pull", "err", err)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -104,7 +126,8 @@ func mountProfiling(s *Server) error {
 func (p *profilingWeb) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lastExpire, lastCompact time.Time
+	var lastExpire time.Time
+	lastCompact := time.Now().Add(-55 * time.Minute) // first pass five minutes after start
 	for {
 		select {
 		case <-ctx.Done():
@@ -112,7 +135,7 @@ func (p *profilingWeb) loop(ctx context.Context) {
 		case <-tick.C:
 		}
 		if _, err := p.svc.RunDue(ctx); err != nil {
-			if strings.Contains(err.Error(), "database is closed") {
+			if ctx.Err() != nil || strings.Contains(err.Error(), "database is closed") {
 				return
 			}
 			p.s.Log.Warn("profiling schedules", "err", err)
@@ -127,6 +150,9 @@ func (p *profilingWeb) loop(ctx context.Context) {
 		if now.Sub(lastCompact) > time.Hour {
 			lastCompact = now
 			if r, err := p.svc.DB.Compact(ctx, profiling.DefaultRetention, now); err != nil {
+				if ctx.Err() != nil || strings.Contains(err.Error(), "database is closed") {
+					return
+				}
 				p.s.Log.Warn("profiling retention", "err", err)
 			} else if r.Merged > 0 || r.Deleted > 0 {
 				p.s.Log.Info("profiling retention", "merged", r.Merged, "created", r.Created, "deleted", r.Deleted)

@@ -419,3 +419,25 @@ func testPerfCapture(t *testing.T, srv *pfServer) {
 	}
 	t.Logf("perf capture: %d distinct stacks", strings.Count(folded, "\n"))
 }
+
+// TestProfilingServerPull: with SREKIT_PROFILING_PULL the server captures
+// from a pprof endpoint itself, no agent involved.
+func TestProfilingServerPull(t *testing.T) {
+	svcURL := startPprofService(t)
+	t.Setenv(EnvPull, "svc="+svcURL)
+	srv := &pfServer{t: t, st: storetest.SQLite(t), addr: "127.0.0.1:0"}
+	srv.start()
+	t.Cleanup(srv.stop)
+	host, _ := os.Hostname()
+	srv.waitAgent("server-" + host)
+	var c profiling.Capture
+	if code := srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "server-" + host, "target": "svc", "kind": "goroutine"}, &c); code != 201 {
+		t.Fatalf("request: %d", code)
+	}
+	c = srv.waitCapture(c.ID, 30*time.Second)
+	var snap profiling.Snapshot
+	srv.api("GET", fmt.Sprintf("/api/v1/profiling/snapshots/%d", c.SnapshotID), nil, &snap)
+	if c.Status != profiling.StatusDone || snap.Kind != "goroutine" || snap.Labels["pull"] != "true" || snap.Total == 0 {
+		t.Fatalf("pulled capture %+v snapshot %+v", c, snap)
+	}
+}
