@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -381,12 +382,15 @@ func (m *Mesh) closeLocked() {
 	}
 }
 
-// AdminHandler serves /metrics, /healthz, GET /api/v1/mesh/timings,
+// AdminHandler serves /metrics, /healthz, /debug/pprof/, GET /api/v1/mesh/timings,
 // GET /api/v1/mesh/endpoints and POST /api/v1/mesh/reload. It listens on
 // loopback by default: it can reload the config.
 func (m *Mesh) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.reg, promhttp.HandlerOpts{}))
+	// Profiles of the proxy itself, for `srekit flame` or `go tool pprof`.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /api/v1/mesh/timings", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Report()) })
 	mux.HandleFunc("GET /api/v1/mesh/endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Endpoints()) })

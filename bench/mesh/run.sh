@@ -49,7 +49,7 @@ go build -o "$W/load" ./bench/mesh/load
 
 B=${BASE_PORT:-27180}
 BE=127.0.0.1:$B SK=127.0.0.1:$((B+1)) HA=127.0.0.1:$((B+2)) NG=127.0.0.1:$((B+3)) ADMIN=127.0.0.1:$((B+4))
-"$W/backend" -addr $BE & PIDS+=($!)
+"$W/backend" -addr $BE & PIDS+=($!); BE_PID=$!
 
 cat > "$W/mesh.yaml" <<YAML
 admin: $ADMIN
@@ -59,7 +59,7 @@ clusters:
   - name: app
     endpoints: [{address: "$BE"}]
 YAML
-GOMAXPROCS=$WORKERS "$W/srekit" mesh --config "$W/mesh.yaml" --log-level warn & PIDS+=($!)
+GOMAXPROCS=$WORKERS "$W/srekit" mesh --config "$W/mesh.yaml" --log-level warn & PIDS+=($!); SK_PID=$!
 
 cat > "$W/haproxy.cfg" <<CFG
 global
@@ -78,7 +78,7 @@ frontend fe
 backend be
   server app $BE maxconn 1000
 CFG
-"$HAPROXY" -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 & PIDS+=($!)
+"$HAPROXY" -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 & PIDS+=($!); HA_PID=$!
 
 mkdir -p "$W/nginx"
 cat > "$W/nginx.conf" <<CFG
@@ -104,24 +104,42 @@ http {
   }
 }
 CFG
-"$NGINX" -c "$W/nginx.conf" -p "$W/nginx" & PIDS+=($!)
+"$NGINX" -c "$W/nginx.conf" -p "$W/nginx" & PIDS+=($!); NG_PID=$!
 
 sleep 1.5
 for a in $BE $SK $HA $NG; do
   curl -fsS -o /dev/null "http://$a/" || { echo "no answer from $a" >&2; cat "$W/haproxy.log" "$W/nginx/error.log" >&2 2>/dev/null; exit 1; }
 done
 
-rps() { wrk -t2 -c64 -d"${DURATION}s" --latency "http://$1/" | awk '/Requests\/sec/ {print $2}'; }
+# cpu_ticks PID: user+system clock ticks of a process and its children
+# threads/processes (nginx workers), from /proc.
+cpu_ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo $t
+}
+HZ=$(getconf CLK_TCK)
 declare -A MAX
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
-echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, requests/s)"
+echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s) and the proxy's CPU per request"
+declare -A PID_OF=([direct]=$BE_PID [srekit]=$SK_PID [haproxy]=$HA_PID [nginx]=$NG_PID)
+declare -A CPU
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
   name=${n%%:*}; addr=${n#*:}
-  rps "$addr" >/dev/null 2>&1 || true   # warm pools
-  MAX[$name]=$(rps "$addr")
-  printf "%-8s %10.0f\n" "$name" "${MAX[$name]}"
+  wrk -t2 -c64 -d2s "http://$addr/" >/dev/null 2>&1 || true   # warm pools
+  c0=$(cpu_ticks "${PID_OF[$name]}")
+  out=$(wrk -t2 -c64 -d"${DURATION}s" "http://$addr/")
+  c1=$(cpu_ticks "${PID_OF[$name]}")
+  MAX[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  CPU[$name]=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  printf "%-8s %10.0f requests/s   %6s CPU us/request (%s)\n" "$name" "${MAX[$name]}" "${CPU[$name]}" \
+    "$([ $name = direct ] && echo backend || echo proxy only)"
 done
+echo "CPU per request srekit/haproxy: $(ratio "${CPU[srekit]}" "${CPU[haproxy]}")   srekit/nginx: $(ratio "${CPU[srekit]}" "${CPU[nginx]}")"
 echo "srekit/haproxy throughput: $(ratio "${MAX[srekit]}" "${MAX[haproxy]}")   srekit/nginx: $(ratio "${MAX[srekit]}" "${MAX[nginx]}")"
 fi
 
