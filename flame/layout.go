@@ -101,7 +101,7 @@ func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *
 		}
 		// length of the common prefix with the open path (path[0] is the root)
 		same := 0
-		for same < len(s.stack) && same+1 < len(path) && path[same+1].name == s.stack[same] {
+		for same < len(s.stack) && same+1 < len(path) && sameString(path[same+1].name, s.stack[same]) {
 			same++
 		}
 		for d := len(path) - 1; d > same; d-- {

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/google/pprof/profile"
 )
@@ -233,7 +234,7 @@ func appendJoined(buf []byte, stack []string) []byte {
 func compareStacks(a, b []string) int {
 	n := min(len(a), len(b))
 	i := 0
-	for i < n && a[i] == b[i] {
+	for i < n && sameString(a[i], b[i]) {
 		i++
 	}
 	if i == n {
@@ -266,6 +267,12 @@ func compareStacks(a, b []string) int {
 		return c
 	}
 	return 1
+}
+
+// sameString is a == b, quick for the interned frame names of one profile,
+// which share their bytes.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 func cmpInt(a, b int) int {
@@ -481,6 +488,7 @@ type builder struct {
 	frames  map[string]string
 	seed    maphash.Seed
 	key     []byte
+	prev    []string // the last stack added by addJoined
 }
 
 func newBuilder() *builder {
@@ -588,13 +596,23 @@ func (b *builder) addJoined(joined []byte, v1, v2 int64) {
 	rest := joined
 	for len(joined) > 0 { // "" is the empty stack
 		i := bytes.IndexByte(rest, ';')
+		f := rest
+		if i >= 0 {
+			f = rest[:i]
+		}
+		// stacks in a row often share their first frames: reuse those
+		// names without a map lookup
+		if k := len(st); k < len(b.prev) && b.prev[k] == string(f) {
+			st = append(st, b.prev[k])
+		} else {
+			st = append(st, b.internBytes(f))
+		}
 		if i < 0 {
-			st = append(st, b.internBytes(rest))
 			break
 		}
-		st = append(st, b.internBytes(rest[:i]))
 		rest = rest[i+1:]
 	}
+	b.prev = st
 	if !b.ordered {
 		b.insert(joined, h, len(b.p.Samples))
 	}
@@ -606,9 +624,10 @@ func (b *builder) profile() *Profile {
 	p := b.p
 	b.index, b.more = nil, nil
 	if !b.ordered {
-		sort.Slice(p.Samples, func(i, j int) bool {
-			return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0
-		})
+		less := func(i, j int) bool { return compareStacks(p.Samples[i].Stack, p.Samples[j].Stack) < 0 }
+		if !sort.SliceIsSorted(p.Samples, less) { // collapsers' output is sorted already
+			sort.Slice(p.Samples, less)
+		}
 	}
 	return p
 }
