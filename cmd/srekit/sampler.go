@@ -31,6 +31,8 @@ func init() {
 		useDB      bool
 		logLevel   string
 		statsEvery time.Duration
+		peers      []string
+		peerSelf   string
 	)
 	cmd := &cobra.Command{
 		Use:   "sampler",
@@ -53,6 +55,7 @@ See 'srekit sampler check' to validate a config and 'srekit sampler eval'
 for the scorecard against head sampling.`,
 		Example: `  srekit sampler --config sampler.yaml
   srekit sampler --config sampler.yaml --db postgres://srekit@db/srekit   # also record stats for 'srekit serve'
+  srekit sampler --config sampler.yaml --peers 10.0.0.1:4317,10.0.0.2:4317 --peer-self 10.0.0.1:4317
   srekit sampler check --config sampler.yaml
   srekit sampler eval --traces 50000 --seed 3`,
 		Args: cobra.NoArgs,
@@ -69,6 +72,12 @@ for the scorecard against head sampling.`,
 			if err != nil {
 				return err
 			}
+			if len(peers) > 0 {
+				cfg.Peers.Members, cfg.Peers.Self = peers, peerSelf
+				if err := cfg.Validate(); err != nil {
+					return usagef("--peers/--peer-self: %v", err)
+				}
+			}
 			return runSampler(cmd.Context(), cfg, configPath, log, useDB, statsEvery)
 		},
 	}
@@ -77,6 +86,8 @@ for the scorecard against head sampling.`,
 	f.BoolVar(&useDB, "record-stats", false, "record counter snapshots in the srekit database (--db) for the /sampling page")
 	f.DurationVar(&statsEvery, "stats-every", 10*time.Second, "how often to record stats with --record-stats")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringSliceVar(&peers, "peers", nil, "OTLP/gRPC addresses of all samplers sharing the load (this one included); overrides peers.members")
+	f.StringVar(&peerSelf, "peer-self", "", "this sampler's address among --peers")
 	cmd.AddCommand(samplerCheckCmd(), samplerEvalCmd())
 	root.AddCommand(cmd)
 }
