@@ -112,13 +112,13 @@ func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *
 			path = append(path, openFrame{name: name, start: t})
 		}
 		for d := range path {
-			path[d].before += s.before
-			path[d].after += s.after
+			path[d].before = SatAdd(path[d].before, s.before)
+			path[d].after = SatAdd(path[d].after, s.after)
 		}
 		if diff {
-			path[len(path)-1].delta += s.after - s.before
+			path[len(path)-1].delta = SatAdd(path[len(path)-1].delta, s.after-s.before)
 		}
-		t += v
+		t = SatAdd(t, v)
 	}
 	for d := len(path) - 1; d > 0; d-- {
 		emit(&path[d], d, t)

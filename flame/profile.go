@@ -302,11 +302,23 @@ func (p *Profile) Compact() *Profile {
 	return q
 }
 
+// SatAdd adds two counts, stopping at the largest int64 instead of
+// wrapping around to a negative count.
+func SatAdd(a, b int64) int64 {
+	if c := a + b; (c > a) == (b > 0) {
+		return c
+	}
+	if b > 0 {
+		return math.MaxInt64
+	}
+	return math.MinInt64
+}
+
 // Total is the sum of Value over all samples (the "before" side of a diff).
 func (p *Profile) Total() int64 {
 	var t int64
 	for _, s := range p.Samples {
-		t += s.Value
+		t = SatAdd(t, s.Value)
 	}
 	return t
 }
@@ -315,7 +327,7 @@ func (p *Profile) Total() int64 {
 func (p *Profile) Total2() int64 {
 	var t int64
 	for _, s := range p.Samples {
-		t += s.Value2
+		t = SatAdd(t, s.Value2)
 	}
 	return t
 }
@@ -567,8 +579,8 @@ func (b *builder) add(stack []string, v1, v2 int64) {
 	b.key = appendJoined(b.key[:0], stack)
 	h := maphash.Bytes(b.seed, b.key)
 	if i := b.find(b.key, h); i >= 0 && !b.ordered {
-		b.p.Samples[i].Value += v1
-		b.p.Samples[i].Value2 += v2
+		b.p.Samples[i].Value = SatAdd(b.p.Samples[i].Value, v1)
+		b.p.Samples[i].Value2 = SatAdd(b.p.Samples[i].Value2, v2)
 		return
 	}
 	st := make([]string, len(stack))
@@ -586,8 +598,8 @@ func (b *builder) addJoined(joined []byte, v1, v2 int64) {
 	h := maphash.Bytes(b.seed, joined)
 	if !b.ordered {
 		if i := b.find(joined, h); i >= 0 {
-			b.p.Samples[i].Value += v1
-			b.p.Samples[i].Value2 += v2
+			b.p.Samples[i].Value = SatAdd(b.p.Samples[i].Value, v1)
+			b.p.Samples[i].Value2 = SatAdd(b.p.Samples[i].Value2, v2)
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package flame
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -62,5 +63,22 @@ func TestCompareStacks(t *testing.T) {
 		if got := compareStacks(a, b); got != want {
 			t.Fatalf("compareStacks(%q, %q) = %d, want %d", a, b, got, want)
 		}
+	}
+}
+
+func TestHugeCountsSaturate(t *testing.T) {
+	p, err := ParseFolded(strings.NewReader("a 9223372036854775807\na 5\nb 9223372036854775807\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Samples[0].Value != math.MaxInt64 || p.Total() != math.MaxInt64 {
+		t.Errorf("counts wrapped: %v, total %d", p.Samples, p.Total())
+	}
+	var buf bytes.Buffer
+	if err := Render(&buf, p, RenderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Render(&buf, p, RenderOptions{Width: 5}); err == nil {
+		t.Error("width 5 accepted")
 	}
 }

@@ -69,6 +69,9 @@ func (o RenderOptions) withDefaults(p *Profile) (RenderOptions, error) {
 	if o.Height <= 0 {
 		o.Height = 16
 	}
+	if o.Width <= 2*xpad+10 || o.Width > 1<<20 || o.Height > 1<<10 {
+		return o, fmt.Errorf("width %d or height %d out of range", o.Width, o.Height)
+	}
 	if o.MinWidth <= 0 && !o.MinWidthPercent {
 		o.MinWidth = 0.1
 	}
@@ -180,9 +183,9 @@ func lay(p *Profile, o RenderOptions) (*graph, error) {
 	var total int64
 	for _, s := range in {
 		if diff && !o.Elided {
-			total += s.after
+			total = SatAdd(total, s.after)
 		} else {
-			total += s.before
+			total = SatAdd(total, s.before)
 		}
 	}
 	if total <= 0 {

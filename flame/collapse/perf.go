@@ -119,7 +119,7 @@ func (c *perfCollapser) endSample() {
 		c.key = append(c.key, ';')
 		c.key = append(c.key, c.frames[start:c.groups[i]]...)
 	}
-	c.counts[string(c.key)] += c.period
+	c.counts[string(c.key)] = flame.SatAdd(c.counts[string(c.key)], c.period)
 	c.groups = c.groups[:0]
 	c.frames = c.frames[:0]
 	c.havePname = false

@@ -44,7 +44,7 @@ func DTraceStacks(r io.Reader) (*flame.Profile, error) {
 				}
 				key = append(key, groups[i]...)
 			}
-			counts[string(key)] += n
+			counts[string(key)] = flame.SatAdd(counts[string(key)], n)
 			groups = groups[:0]
 			continue
 		}
@@ -289,7 +289,7 @@ func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
 					skipped.Add(lr.Line(), s, "count out of range")
 					continue
 				}
-				counts[m[1]] += n
+				counts[m[1]] = flame.SatAdd(counts[m[1]], n)
 			}
 			continue
 		}
@@ -308,7 +308,7 @@ func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
 					}
 					key = append(key, stack[i]...)
 				}
-				counts[string(key)] += n
+				counts[string(key)] = flame.SatAdd(counts[string(key)], n)
 			}
 			in = false
 			stack = stack[:0]
