@@ -179,7 +179,9 @@ func readFolder(data []byte, off, blocks int, comp Compression, resData int, nee
 		return nil, fmt.Errorf("compression %d is not supported (only none and MSZIP)", comp)
 	}
 	le := binary.LittleEndian
-	var out []byte
+	// need is bounded by the limit (checked on the declared sizes), so
+	// sizing the buffer once is safe and saves regrowing it per block.
+	out := make([]byte, 0, min(need, limit))
 	for b := 0; b < blocks && int64(len(out)) < need; b++ {
 		if off < 0 || off+dataSize+resData > len(data) {
 			return nil, fmt.Errorf("block %d: truncated header", b)
@@ -217,7 +219,11 @@ func readFolder(data []byte, off, blocks int, comp Compression, resData int, nee
 			dict := out[max(0, len(out)-blockMax):]
 			zr := flate.NewReaderDict(bytes.NewReader(raw[2:]), dict)
 			n := len(out)
-			out = append(out, make([]byte, cbUncomp)...)
+			if cap(out)-n >= cbUncomp {
+				out = out[:n+cbUncomp]
+			} else {
+				out = append(out, make([]byte, cbUncomp)...)
+			}
 			if _, err := io.ReadFull(zr, out[n:]); err != nil {
 				return nil, fmt.Errorf("block %d: inflate: %w", b, err)
 			}

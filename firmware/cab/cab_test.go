@@ -210,3 +210,21 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkReadMSZIP reads a 16 MiB MSZIP cabinet (half random, half text).
+func BenchmarkReadMSZIP(b *testing.B) {
+	data := make([]byte, 16<<20)
+	rand.New(rand.NewSource(2)).Read(data[:8<<20])
+	copy(data[8<<20:], bytes.Repeat([]byte("firmware table entry 0123456789abcdef\n"), (8<<20)/38))
+	var buf bytes.Buffer
+	if err := Write(&buf, []File{{Name: "fw.bin", Data: data}}, MSZIP); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Read(buf.Bytes(), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
