@@ -36,3 +36,25 @@ func TestNSECCovers(t *testing.T) {
 		}
 	}
 }
+
+func TestMinTTL(t *testing.T) {
+	pos := new(dns.Msg)
+	pos.Answer = []dns.RR{
+		&dns.CAA{Hdr: dns.RR_Header{Name: "a.", Rrtype: dns.TypeCAA, Ttl: 300}},
+		&dns.CNAME{Hdr: dns.RR_Header{Name: "b.", Rrtype: dns.TypeCNAME, Ttl: 60}},
+	}
+	if got := minTTL(0, true, pos); got != 60 {
+		t.Errorf("positive: %d, want 60", got)
+	}
+	neg := new(dns.Msg)
+	neg.Ns = []dns.RR{&dns.SOA{Hdr: dns.RR_Header{Name: "a.", Rrtype: dns.TypeSOA, Ttl: 3600}, Minttl: 120}}
+	if got := minTTL(0, true, neg); got != 120 {
+		t.Errorf("negative: %d, want the SOA minimum 120", got)
+	}
+	if got := minTTL(30, false, neg); got != 30 {
+		t.Errorf("second hop: %d, want the earlier, smaller 30", got)
+	}
+	if got := minTTL(0, true, new(dns.Msg)); got != 0 {
+		t.Errorf("nothing: %d, want 0 (not cached)", got)
+	}
+}

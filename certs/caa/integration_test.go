@@ -149,6 +149,12 @@ func TestIntegration(t *testing.T) {
 					t.Errorf("no Baseline Requirements note")
 				}
 			})
+			t.Run("alias-to-servfail", func(t *testing.T) {
+				d := check(t, r, "tobroken.caa.test", "ca.example")
+				if d.Verdict != caa.CannotDecide || !strings.Contains(d.Reason, "SERVFAIL") {
+					t.Fatalf("got %s: %s (the parent's records must not be used when the alias target fails); climb %+v", d.Verdict, d.Reason, d.Climb)
+				}
+			})
 			t.Run("tcp", func(t *testing.T) {
 				d := check(t, r, "big.test", "ca0999.example")
 				if d.Verdict != caa.Allowed || !d.Climb[0].TCP || len(d.Relevant) != caatest.BigRRset {

@@ -64,6 +64,8 @@ func testZone() string {
 test. IN SOA ns.test. host.test. 1 3600 600 86400 300
 test. IN NS ns.test.
 ns.test. IN A 127.0.0.1
+; broken.test is delegated to this server, which fails to load it: SERVFAIL
+broken.test. IN NS ns.test.
 ; the climb: deep.sub.caa.test has no records, caa.test has
 caa.test. IN CAA 0 issue "ca.example"
 caa.test. IN CAA 0 iodef "mailto:security@caa.test"
@@ -75,6 +77,8 @@ target.other.test. IN CAA 0 issue "alias.example"
 emptyalias.caa.test. IN CNAME empty.other.test.
 empty.other.test. IN A 127.0.0.1
 other.test. IN CAA 0 issue "other.example"
+; a CNAME into the zone that fails to load
+tobroken.caa.test. IN CNAME www.broken.test.
 ; a CNAME chain of two steps
 chain.caa.test. IN CNAME alias.caa.test.
 ; DNAME: www.dn.test -> www.other.test
