@@ -287,7 +287,7 @@ func (c *cluster) local(cands []*Endpoint, now time.Time) []*Endpoint {
 	var local []*Endpoint
 	bestLocal, bestOther := -1.0, -1.0
 	for _, e := range cands {
-		l := e.averageLatency(c.defRTT)
+		l := e.latencyFloor(now, c.defRTT)
 		if e.Region == c.region {
 			local = append(local, e)
 			if bestLocal < 0 || l < bestLocal {
@@ -325,7 +325,7 @@ func (c *cluster) record(e *Endpoint, now time.Time, rtt time.Duration, o outcom
 	}
 	e.observe(now, rtt, c.decay)
 	if o == outcomeOK {
-		e.observeAvg(rtt)
+		e.observeFloor(now, rtt)
 	}
 	if o != outcomeOK {
 		e.failures.Add(1)
@@ -475,7 +475,7 @@ func (c *cluster) check(client *http.Client, e *Endpoint, path string, expect in
 	res.Body.Close()
 	ok := res.StatusCode/100 == expect
 	if ok && !got.IsZero() {
-		e.observeAvg(time.Since(got))
+		e.observeFloor(time.Now(), time.Since(got))
 	}
 	return ok
 }

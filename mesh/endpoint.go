@@ -23,7 +23,9 @@ type Endpoint struct {
 
 	mu           sync.Mutex
 	ewma         float64 // seconds
-	avg          float64 // plain moving average, seconds; 0 until measured
+	floorCur     float64 // lowest latency in the current window, seconds; 0: none
+	floorPrev    float64 // lowest in the previous window
+	floorStart   time.Time
 	stamp        time.Time
 	unhealthy    bool // from active health checks
 	hcOK, hcBad  int
@@ -119,33 +121,51 @@ func (e *Endpoint) observe(now time.Time, rtt time.Duration, tau time.Duration) 
 	e.stamp = now
 }
 
-// observeAvg feeds the plain moving average the locality preference
-// compares regions by: unlike the peak-EWMA it is not thrown by one slow
-// request, and health checks feed it too, so regions that get no traffic
-// still have a latency to compare with.
-func (e *Endpoint) observeAvg(rtt time.Duration) {
+// floorWindow is the width of the windows the latency floor is kept over.
+const floorWindow = 5 * time.Second
+
+// observeFloor feeds the latency floor the locality preference compares
+// regions by: the lowest latency seen over the last one or two windows. Noise
+// (a busy host, a GC pause, queueing) only ever adds latency, so the floor
+// tracks network distance the way TCP's min-RTT does; health checks feed it
+// too, so regions that get no traffic still have a figure.
+func (e *Endpoint) observeFloor(now time.Time, rtt time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.avg == 0 {
-		e.avg = rtt.Seconds()
-		return
+	if now.Sub(e.floorStart) >= floorWindow {
+		if now.Sub(e.floorStart) < 2*floorWindow {
+			e.floorPrev = e.floorCur
+		} else {
+			e.floorPrev = 0
+		}
+		e.floorCur, e.floorStart = 0, now
 	}
-	e.avg = 0.9*e.avg + 0.1*rtt.Seconds()
+	if v := rtt.Seconds(); e.floorCur == 0 || v < e.floorCur {
+		e.floorCur = v
+	}
 }
 
-// averageLatency is the plain moving average, or def when unmeasured.
-func (e *Endpoint) averageLatency(def time.Duration) float64 {
+// latencyFloor is the floor, or def when nothing recent was measured.
+func (e *Endpoint) latencyFloor(now time.Time, def time.Duration) float64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.avg == 0 {
+	if now.Sub(e.floorStart) >= 2*floorWindow {
 		return def.Seconds()
 	}
-	return e.avg
+	f := e.floorCur
+	if e.floorPrev > 0 && (f == 0 || e.floorPrev < f) {
+		f = e.floorPrev
+	}
+	if f == 0 {
+		return def.Seconds()
+	}
+	return f
 }
 
 // reset forgets the latency estimate, for an endpoint coming back from
 // ejection or ill health: it is measured afresh instead of carrying a penalty.
 func (e *Endpoint) resetLocked() {
-	e.ewma, e.stamp, e.avg = 0, time.Time{}, 0
+	e.ewma, e.stamp = 0, time.Time{}
+	e.floorCur, e.floorPrev, e.floorStart = 0, 0, time.Time{}
 	e.consec5xx, e.consecConn = 0, 0
 }
