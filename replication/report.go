@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -88,10 +89,14 @@ func (r *Result) Label() string {
 	return s
 }
 
+// minutes labels an x axis in minutes as 0m, 30m, 1h, 1h30m.
 func minutes(x float64) string {
-	d := time.Duration(x) * time.Second
-	if d%time.Hour == 0 && d > 0 {
+	d := time.Duration(math.Round(x)) * time.Minute
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, (d%time.Hour)/time.Minute)
 	}
 	return fmt.Sprintf("%dm", d/time.Minute)
 }
@@ -103,12 +108,12 @@ func Chart(metric string, id string, runs ...*Result) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no metric %q", metric)
 	}
-	c := chart.Chart{Title: m.Title, XLabel: "time since start", YLabel: m.Unit, ID: id, FromZero: true, Height: 260, XFormat: minutes}
+	c := chart.Chart{Title: m.Title, XLabel: "minutes since start", YLabel: m.Unit, ID: id, FromZero: true, Height: 260, XFormat: minutes}
 	colors := []string{"#d1495b", "#2e933c", "#0b63ce", "#edae49"}
 	for i, r := range runs {
 		s := chart.Series{Name: r.Label(), Color: colors[i%len(colors)]}
 		for _, smp := range r.Samples {
-			s.X = append(s.X, smp.T)
+			s.X = append(s.X, smp.T/60)
 			s.Y = append(s.Y, m.Get(smp))
 		}
 		c.Series = append(c.Series, s)

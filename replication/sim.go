@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -59,6 +60,12 @@ type Result struct {
 	PeakDeclared    int   `json:"peak_declared_dead"`
 	// Elapsed is the wall time the run took.
 	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+// Headline is the verdict in a few words: "recovered 14m after the fault began".
+func (r *Result) Headline() string {
+	s, _, _ := strings.Cut(r.Summary(), ";")
+	return s
 }
 
 // Summary is one line: the verdict and the peaks.
