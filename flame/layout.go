@@ -51,7 +51,11 @@ type flowInput struct {
 // minValue are left out; adjacent left-out siblings are drawn as one
 // placeholder frame when that is wide enough, so nothing vanishes silently.
 // keep, when not nil, receives the widths of the frames that are kept.
-func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *layout {
+//
+// Placeholders are only drawn from placeMin (at least minValue) up: a
+// pixel, so that slivers of hatching do not outnumber the real frames.
+func flow(in []flowInput, diff, elided bool, minValue, placeMin int64, keep func(int64)) *layout {
+	placeMin = max(placeMin, minValue)
 	l := &layout{}
 	path := []openFrame{{name: ""}}
 	var t int64
@@ -67,7 +71,7 @@ func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *
 				if parent.runCount > 0 && parent.runEnd == of.start {
 					parent.runEnd = end
 				} else {
-					flushRun(l, parent, depth-1, minValue)
+					flushRun(l, parent, depth-1, placeMin)
 					parent.runStart, parent.runEnd = of.start, end
 				}
 				parent.runCount++
@@ -75,9 +79,9 @@ func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *
 			}
 			return
 		}
-		flushRun(l, of, depth, minValue)
+		flushRun(l, of, depth, placeMin)
 		if parent != nil {
-			flushRun(l, parent, depth-1, minValue)
+			flushRun(l, parent, depth-1, placeMin)
 		}
 		if keep != nil {
 			keep(w)
@@ -125,7 +129,7 @@ func flow(in []flowInput, diff, elided bool, minValue int64, keep func(int64)) *
 	}
 	l.total = t
 	root := &path[0]
-	flushRun(l, root, 0, minValue)
+	flushRun(l, root, 0, placeMin)
 	if keep != nil {
 		keep(t)
 	}

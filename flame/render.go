@@ -202,10 +202,11 @@ func lay(p *Profile, o RenderOptions) (*graph, error) {
 	} else {
 		minValue = int64(math.Ceil(o.MinWidth / scale))
 	}
+	placeMin := int64(math.Ceil(1 / scale)) // a pixel
 	var l *layout
 	if o.MaxNodes > 0 {
 		var widths []int64
-		l = flow(in, diff, o.Elided, minValue, func(w int64) { widths = append(widths, w) })
+		l = flow(in, diff, o.Elided, minValue, placeMin, func(w int64) { widths = append(widths, w) })
 		if len(l.frames) > o.MaxNodes {
 			sort.Slice(widths, func(i, j int) bool { return widths[i] > widths[j] })
 			cut := widths[min(o.MaxNodes, len(widths)-1)] + 1
@@ -213,12 +214,12 @@ func lay(p *Profile, o RenderOptions) (*graph, error) {
 				minValue = cut
 			}
 			for len(l.frames) > o.MaxNodes {
-				l = flow(in, diff, o.Elided, minValue, nil)
+				l = flow(in, diff, o.Elided, minValue, placeMin, nil)
 				minValue += minValue/4 + 1 // placeholders can push past the bound
 			}
 		}
 	} else {
-		l = flow(in, diff, o.Elided, minValue, nil)
+		l = flow(in, diff, o.Elided, minValue, placeMin, nil)
 	}
 	g := &graph{o: o, l: l, diff: diff, timeMax: timeMax, scale: scale}
 	g.ypad1 = o.FontSize * 3

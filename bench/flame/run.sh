@@ -77,5 +77,5 @@ for t in perl srekit; do
 	printf "%-28s %10s %10s %10d %12d\n" "render $t" "$(field render-$t 1)" "$(field render-$t 2)" $(($(field render-$t 3) / 1024)) "$(wc -c < "$work/$t.svg")"
 done
 echo "render: srekit is $(ratio "$(field render-perl 1)" "$(field render-srekit 1)")x faster (cpu), $(ratio "$(field render-perl 2)" "$(field render-srekit 2)")x (wall), at 1/$(ratio "$(field render-perl 3)" "$(field render-srekit 3)") of the peak memory"
-echo "frames drawn: perl $(grep -c '<g>' "$work/perl.svg" || true), srekit $(grep -c '<title>' "$work/srekit.svg" || true)"
+echo "frames drawn: perl $(grep -c "<title>" "$work/perl.svg" || true), srekit $(grep -c "<title>" "$work/srekit.svg" || true) (of which trimmed placeholders: $(grep -c "class=.trim." "$work/srekit.svg" || true))"
 echo "work files in $work"
