@@ -80,3 +80,58 @@ func TestControllerWindowsSoakHooks(t *testing.T) {
 		t.Errorf("hook log (%d lines): %v", len(lines), lines)
 	}
 }
+
+// TestCommandRollout installs with an allowed command per host (the agent
+// path, e.g. `ssh {host} fwupdmgr install {payload}`), here a shell script
+// that writes the host's new version where the version command reads it.
+func TestCommandRollout(t *testing.T) {
+	s := storetest.SQLite(t)
+	ctx := context.Background()
+	db := NewDB(s)
+	dir := t.TempDir()
+	var hosts []Host
+	for _, n := range []string{"a1", "a2", "a3", "a4", "bad1"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("1.2.0\n"), 0o644)
+		hosts = append(hosts, Host{Name: n, Model: "m", Components: []Observed{{Slot: "fw", Kind: "nic", Vendor: "v", Model: "x", Version: "1.2.0", Source: "agent"}}})
+	}
+	if err := db.Ingest(ctx, hosts); err != nil {
+		t.Fatal(err)
+	}
+	key := ComponentKey{"v", "x", "nic"}
+	if _, err := db.AddRelease(ctx, key, FormatTriplet, Release{Version: "1.3.0"}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	// A canary of one host, then the rest: bad1's one failure in the second
+	// phase stays under the 5-failure rule.
+	spec := RolloutSpec{Component: key, Version: "1.3.0", Phases: []PhaseSpec{{"canary", 20}, {"all", 100}}, MaxConcurrent: 2,
+		Install: InstallSpec{Method: "command",
+			Command:        []string{"sh", "-c", `case "$0" in bad*) exit 3;; esac; echo "$1" > ` + dir + `/"$0"`, "{host}", "{version}"},
+			VersionCommand: []string{"cat", dir + "/{host}"}}}
+	p, err := db.PlanRollout(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Phases[0]) != 1 || p.Phases[0][0].Host == "bad1" {
+		t.Fatalf("canary = %+v; the test wants one good host there", p.Phases[0])
+	}
+	id, err := db.CreateRollout(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Controller{DB: db, Installer: &CommandInstaller{Command: spec.Install.Command, VersionCommand: spec.Install.VersionCommand,
+		Allowed: []string{"sh", "cat"}, TargetVersion: "1.3.0"}}
+	if err := c.Run(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	rhs, _ := db.RolloutHosts(ctx, id)
+	for _, h := range rhs {
+		b, _ := os.ReadFile(filepath.Join(dir, h.Host))
+		want, wantV := HostDone, "1.3.0"
+		if h.Host == "bad1" {
+			want, wantV = HostFailed, "1.2.0"
+		}
+		if h.State != want || strings.TrimSpace(string(b)) != wantV {
+			t.Errorf("%s: %s (%s), file %q", h.Host, h.State, h.Detail, b)
+		}
+	}
+}
