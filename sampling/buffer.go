@@ -218,9 +218,13 @@ func (p *pending) keep(refs []spanRef, th Threshold, rv uint64, writeRV bool) {
 // Add buffers the spans of td (taking ownership of it) and emits what can
 // go out at once: late spans of kept traces, stateless keeps under stress,
 // traces decided because they hit a cap or memory ran short.
+//
+// The spans are grouped by shard first and each shard is locked once, so
+// the spans of one trace in one request are added together: a decision
+// (on another goroutine's Tick) never falls between them.
 func (b *Buffer) Add(td ptrace.Traces) {
 	now := b.now()
-	var out pending
+	var byShard [nShards][]spanRef
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -234,9 +238,29 @@ func (b *Buffer) Add(td ptrace.Traces) {
 			scope := &scopeRef{res: res, scope: ss.Scope(), schemaURL: ss.SchemaUrl()}
 			spans := ss.Spans()
 			for k := 0; k < spans.Len(); k++ {
-				b.addSpan(now, spanRef{span: spans.At(k), scope: scope}, &out)
+				sp := spans.At(k)
+				b.stat.SpansIn.Add(1)
+				id := sp.TraceID()
+				if id.IsEmpty() {
+					b.stat.SpansInvalid.Add(1)
+					continue
+				}
+				si := fingerprint(id) >> 60
+				byShard[si] = append(byShard[si], spanRef{span: sp, scope: scope})
 			}
 		}
+	}
+	var out pending
+	for si, refs := range byShard {
+		if len(refs) == 0 {
+			continue
+		}
+		sh := b.shards[si]
+		sh.mu.Lock()
+		for _, ref := range refs {
+			b.addSpanLocked(sh, now, ref, &out)
+		}
+		sh.mu.Unlock()
 	}
 	b.flushOut(&out)
 }
@@ -248,18 +272,10 @@ func (b *Buffer) flushOut(out *pending) {
 	b.emit(buildTraces(out.spans))
 }
 
-func (b *Buffer) addSpan(now time.Time, ref spanRef, out *pending) {
-	b.stat.SpansIn.Add(1)
+func (b *Buffer) addSpanLocked(sh *shard, now time.Time, ref spanRef, out *pending) {
 	id := ref.span.TraceID()
-	if id.IsEmpty() {
-		b.stat.SpansInvalid.Add(1)
-		return
-	}
 	fp := fingerprint(id)
-	sh := b.shards[fp>>60]
 	size := spanBytes(ref.span)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	t := sh.traces[fp]
 	if t == nil {
 		if v, ok := sh.kept.Get(fp); ok {
