@@ -43,6 +43,9 @@ func ParseRule(s string) (Rule, error) {
 	}
 	r := Rule{Pattern: p}
 	rest := strings.TrimSpace(strings.TrimSpace(s)[len(f[0]):])
+	if rest != "" && !strings.HasPrefix(rest, "issuers=") {
+		return Rule{}, fmt.Errorf("watch rule %q: after the name only issuers=a,b may follow", s)
+	}
 	rest = strings.TrimPrefix(rest, "issuers=")
 	for _, i := range strings.Split(rest, ",") {
 		if i = strings.TrimSpace(i); i != "" {
@@ -126,7 +129,7 @@ type Matcher struct {
 	Rules    []Rule
 	exact    map[string][]int // domain -> exact rules
 	subtree  map[string][]int // domain -> subtree rules
-	byParent map[string][]int // parent domain -> exact rules one label below
+	byParent map[string][]int // parent domain -> rules (exact or subtree) one label below
 }
 
 // NewMatcher indexes rules for matching.
@@ -136,9 +139,9 @@ func NewMatcher(rules []Rule) *Matcher {
 		d := r.Domain()
 		if r.Subtree() {
 			m.subtree[d] = append(m.subtree[d], i)
-			continue
+		} else {
+			m.exact[d] = append(m.exact[d], i)
 		}
-		m.exact[d] = append(m.exact[d], i)
 		if dot := strings.IndexByte(d, '.'); dot > 0 {
 			m.byParent[d[dot+1:]] = append(m.byParent[d[dot+1:]], i)
 		}
@@ -147,9 +150,9 @@ func NewMatcher(rules []Rule) *Matcher {
 }
 
 // Match calls hit once for each rule any of names falls under, in no
-// particular order. A wildcard name "*.example.com" matches exact rules for
-// the names it covers (one label below example.com) and subtree rules at or
-// above example.com. A name with a redacted label ("?.example.com") is
+// particular order. A wildcard name "*.example.com" matches the rules whose
+// name it covers (one label below example.com: exact rules, and subtree
+// rules through their apex) and subtree rules at or above example.com. A name with a redacted label ("?.example.com") is
 // matched like a wildcard, fail-safe.
 func (m *Matcher) Match(names []string, hit func(rule int)) {
 	var seen []int

@@ -60,6 +60,13 @@ func NewLog(origin string, static bool) (*Log, error) {
 	return l, nil
 }
 
+// Entry returns entry i (Index, LeafHash and all fields set).
+func (l *Log) Entry(i uint64) ct.Entry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.entries[i]
+}
+
 // Size is the number of entries added so far (published or not).
 func (l *Log) Size() uint64 {
 	l.mu.RLock()

@@ -123,13 +123,16 @@ func (s *Scenario) special(l *Log, i, c int) (int, error) {
 			return 0, err
 		}
 		return 2, s.expect(".sub.example", plain, true, "match")
-	case 1: // a wildcard covers both exact names
+	case 1: // a wildcard covers both exact names, and sub.example, the subtree's apex
 		der, err := g.Issue(g.Template([]string{"*.example"}, 90), nil)
 		if err != nil {
 			return 0, err
 		}
 		l.AddChain([][]byte{der, g.DER})
 		if err := s.expect("watched.example", der, true, "match"); err != nil {
+			return 0, err
+		}
+		if err := s.expect(".sub.example", der, true, "match"); err != nil {
 			return 0, err
 		}
 		return 1, s.expect("exact.example", der, true, "match")
