@@ -81,7 +81,7 @@ func TestEjectionGrowsAndIsCapped(t *testing.T) {
 }
 
 func TestPerTryTimeoutRetriesElsewhere(t *testing.T) {
-	slow := newBackend(t, "slow", "127.0.0.2", 2*time.Second)
+	slow := newBackend(t, "slow", "127.0.0.2", 10*time.Second)
 	fast := newBackend(t, "fast", "127.0.0.3", 0)
 	y := `
 admin: "off"
@@ -91,7 +91,7 @@ clusters:
   - name: api
     balancer: round_robin
     endpoints: [{address: "{{a}}"}, {address: "{{b}}"}]
-    retry: {attempts: 2, per_try_timeout: 100ms, budget: 1, min_per_second: 100}
+    retry: {attempts: 2, per_try_timeout: 700ms, budget: 1, min_per_second: 100}
 `
 	_, url := startMesh(t, y, map[string]string{"a": slow.addr, "b": fast.addr})
 	var l load
