@@ -45,7 +45,7 @@ policies:
 	if _, err := eval.Save(context.Background(), srv.Store, res); err != nil {
 		t.Fatal(err)
 	}
-	var workload, errorRow, bars string
+	var workload, errorRow, bars, headErrClass string
 	var nodes int
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(base+"/sampling"),
@@ -53,6 +53,7 @@ policies:
 		chromedp.Text("#sampling-scorecard tbody", &errorRow, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll("#sampling-recall rect.bar").length`, &nodes),
 		chromedp.Evaluate(`document.querySelector("#sampling-rates polyline.series") ? "yes" : "no"`, &bars),
+		chromedp.Evaluate(`[...document.querySelectorAll("#sampling-scorecard tbody tr")].find(r => r.textContent.includes("error-trace recall")).cells[3].className`, &headErrClass),
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +62,9 @@ policies:
 	}
 	if !strings.Contains(errorRow, "error-trace recall") || !strings.Contains(errorRow, "1.0000") {
 		t.Fatalf("scorecard %q", errorRow)
+	}
+	if res.Head.ErrorRecall < 1 && headErrClass != "bad" {
+		t.Fatalf("head error recall %.3f is below the bar but its cell is %q", res.Head.ErrorRecall, headErrClass)
 	}
 	if nodes != 10 || bars != "yes" {
 		t.Fatalf("recall chart bars %d, rate chart %s", nodes, bars)

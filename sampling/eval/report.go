@@ -74,3 +74,19 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	return nil
 }
+
+// TailClass and HeadClass are "good", "bad" or "" (no bar), for pages.
+func (r Row) TailClass() string { return okClass(r.TailOK) }
+
+// HeadClass is TailClass for head sampling.
+func (r Row) HeadClass() string { return okClass(r.HeadOK) }
+
+func okClass(ok *bool) string {
+	switch {
+	case ok == nil:
+		return ""
+	case *ok:
+		return "good"
+	}
+	return "bad"
+}
