@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/srekit/srekit/firmware/redfish"
@@ -230,4 +231,37 @@ func ReadBMC(ctx context.Context, t BMCTarget, c *redfish.Client) (Host, error) 
 		return Host{}, fmt.Errorf("BMC of %s (%s): %w", t.Host, t.URL, err)
 	}
 	return Host{Name: t.Host, Model: t.Model, Rack: t.Rack, Zone: t.Zone, BMC: t.URL, Components: FromRedfish(inv, time.Now().UTC())}, nil
+}
+
+// ReadBMCs reads many BMCs, workers at a time, each within timeout. It
+// returns the hosts read (in the order given) and an error per BMC that
+// could not be read.
+func ReadBMCs(ctx context.Context, targets []BMCTarget, workers int, timeout time.Duration) ([]Host, []error) {
+	workers = max(workers, 1)
+	hosts := make([]Host, len(targets))
+	errs := make([]error, len(targets))
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, t BMCTarget) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			hosts[i], errs[i] = ReadBMC(tctx, t, nil)
+		}(i, t)
+	}
+	wg.Wait()
+	var okHosts []Host
+	var bad []error
+	for i := range targets {
+		if errs[i] != nil {
+			bad = append(bad, errs[i])
+		} else {
+			okHosts = append(okHosts, hosts[i])
+		}
+	}
+	return okHosts, bad
 }

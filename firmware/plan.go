@@ -52,6 +52,9 @@ type RolloutSpec struct {
 	HaltSuccess  float64 `yaml:"halt_success" json:"halt_success"`
 	// Install says how: "redfish" (default) or "command".
 	Install InstallSpec `yaml:"install" json:"install"`
+	// Requires are the release's requirements from its metainfo, filled
+	// in by DB.PlanRollout from the package, not written by hand.
+	Requires []Requirement `yaml:"-" json:"requires,omitempty"`
 }
 
 // Selector picks hosts. Empty fields select everything; Hosts are globs.
@@ -315,6 +318,19 @@ type Plan struct {
 	// Skipped are selected hosts already at (or past) the version.
 	Skipped int `json:"skipped"`
 	Total   int `json:"total"`
+	// Ineligible are selected hosts whose current version does not meet
+	// the release's <firmware> requirement: they are left out.
+	Ineligible []Ineligible `json:"ineligible,omitempty"`
+	// Unchecked lists requirements inventory cannot evaluate (client
+	// features, hardware GUIDs, other components): the install decides.
+	Unchecked []string `json:"unchecked,omitempty"`
+}
+
+// Ineligible is a host a requirement keeps out of a rollout.
+type Ineligible struct {
+	Host    string `json:"host"`
+	Version string `json:"version"`
+	Reason  string `json:"reason"`
 }
 
 // Concurrency is the issue's formula: min(cap, ceil(percent x hosts) -
@@ -375,6 +391,17 @@ func MakePlan(spec RolloutSpec, cands []Candidate, f Format) (*Plan, error) {
 	}
 	items := make([]item, 0, len(cands))
 	domHash := map[string]uint64{}
+	// The requirement on the device's own current firmware is checked here;
+	// the others need facts inventory does not have.
+	var own []Requirement
+	for _, q := range spec.Requires {
+		if q.Kind == "firmware" && q.Value == "" && q.Depth == 0 {
+			own = append(own, q)
+		} else {
+			p.Unchecked = append(p.Unchecked, strings.TrimSpace(fmt.Sprintf("%s %s %s %s", q.Kind, q.Value, q.Compare, q.Version)))
+		}
+	}
+	meets := map[string]string{} // version -> "" or the reason it is ineligible
 	// A fleet runs few distinct versions: decide each once.
 	atTarget := map[string]bool{}
 	for _, c := range cands {
@@ -393,6 +420,27 @@ func MakePlan(spec RolloutSpec, cands []Candidate, f Format) (*Plan, error) {
 		if skip {
 			p.Skipped++
 			continue
+		}
+		if len(own) > 0 {
+			why, ok := meets[c.Version]
+			if !ok {
+				for _, q := range own {
+					m, err := q.Match(c.Version, f)
+					if err != nil {
+						why = fmt.Sprintf("requires firmware %s %s: %v", q.Compare, q.Version, err)
+						break
+					}
+					if !m {
+						why = fmt.Sprintf("requires firmware %s %s", q.Compare, q.Version)
+						break
+					}
+				}
+				meets[c.Version] = why
+			}
+			if why != "" {
+				p.Ineligible = append(p.Ineligible, Ineligible{Host: c.Host, Version: c.Version, Reason: why})
+				continue
+			}
 		}
 		it := item{c: c, h: hash64(c.Host)}
 		switch spec.Domain {

@@ -199,3 +199,23 @@ func BenchmarkPlan100k(b *testing.B) {
 	}
 	reportCPU(b, c0)
 }
+
+func TestMakePlanRequirements(t *testing.T) {
+	cands := candidates(10)
+	cands[0].Version = "1.29.9" // too old for the release
+	cands[1].Version = "2B2QEXE7"
+	spec := RolloutSpec{Component: bmcKey, Version: "1.46.0", Install: InstallSpec{Target: "BMC"},
+		Requires: []Requirement{{Kind: "firmware", Compare: "ge", Version: "1.30.0"}, {Kind: "client", Value: "detach-action"}}}
+	p, err := MakePlan(spec, cands, FormatTriplet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 8 || len(p.Ineligible) != 2 || len(p.Unchecked) != 1 {
+		t.Fatalf("total %d, ineligible %+v, unchecked %v", p.Total, p.Ineligible, p.Unchecked)
+	}
+	for _, in := range p.Ineligible {
+		if !strings.Contains(in.Reason, "requires firmware ge 1.30.0") {
+			t.Errorf("%s: %s", in.Host, in.Reason)
+		}
+	}
+}

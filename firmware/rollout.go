@@ -105,6 +105,14 @@ func (db *DB) PlanRollout(ctx context.Context, spec RolloutSpec) (*Plan, error) 
 	if err != nil {
 		return nil, err
 	}
+	if r.Package != "" && len(spec.Requires) == 0 {
+		// The package's requirements for this release, when it is on disk.
+		if pkg, err := OpenPackage(r.Package, 0); err == nil {
+			for _, q := range pkg.Component.Requires {
+				spec.Requires = append(spec.Requires, q)
+			}
+		}
+	}
 	cands, f, err := db.Candidates(ctx, spec.Component)
 	if err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func newFleet(t *testing.T, s *store.Store, n int) *fleet {
 	}
 	f := &fleet{db: NewDB(s), bmcs: map[string]*redfishtest.BMC{}, key: ComponentKey{"Contoso", "Contoso BMC Firmware", "bmc"}}
 	ctx := context.Background()
-	var hosts []Host
+	var targets []BMCTarget
 	for i := 0; i < n; i++ {
 		b := redfishtest.New(mockup)
 		b.Steps = 2
@@ -47,12 +47,12 @@ func newFleet(t *testing.T, s *store.Store, n int) *fleet {
 		url := b.Start(t)
 		name := fmt.Sprintf("node%03d", i)
 		f.bmcs[name] = b
-		// Inventory straight from the BMC, as `srekit firmware inventory --bmc` does.
-		h, err := ReadBMC(ctx, BMCTarget{Host: name, URL: url, Model: "Contoso 1U", Rack: fmt.Sprintf("rack%02d", i/20), Zone: fmt.Sprintf("zone%d", i%2)}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, h)
+		targets = append(targets, BMCTarget{Host: name, URL: url, Model: "Contoso 1U", Rack: fmt.Sprintf("rack%02d", i/20), Zone: fmt.Sprintf("zone%d", i%2)})
+	}
+	// Inventory straight from the BMCs, as `srekit firmware inventory --bmcs` does.
+	hosts, errs := ReadBMCs(ctx, targets, 16, 30*time.Second)
+	if len(errs) > 0 || len(hosts) != n {
+		t.Fatalf("read %d BMCs, errors %v", len(hosts), errs)
 	}
 	if err := f.db.Ingest(ctx, hosts); err != nil {
 		t.Fatal(err)

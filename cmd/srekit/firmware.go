@@ -442,16 +442,9 @@ srekit server (--send URL, with --token).`,
 					return fmt.Errorf("%s: %w", bmcFile, err)
 				}
 				var errs []error
-				for _, t := range targets {
-					ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
-					h, err := firmware.ReadBMC(ctx, t, nil)
-					cancel()
-					if err != nil {
-						errs = append(errs, err)
-						fmt.Fprintln(os.Stderr, "srekit: "+err.Error())
-						continue
-					}
-					hosts = append(hosts, h)
+				hosts, errs = firmware.ReadBMCs(cmd.Context(), targets, 16, 60*time.Second)
+				for _, err := range errs {
+					fmt.Fprintln(os.Stderr, "srekit: "+err.Error())
 				}
 				if len(hosts) == 0 && len(errs) > 0 {
 					return fmt.Errorf("no BMC could be read (%d errors)", len(errs))
@@ -710,7 +703,17 @@ The spec (YAML):
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s: %d hosts to update, %d already there\n", p.Spec.Name, p.Total, p.Skipped)
+			fmt.Fprintf(w, "%s: %d hosts to update, %d already there, %d ineligible\n", p.Spec.Name, p.Total, p.Skipped, len(p.Ineligible))
+			for i, in := range p.Ineligible {
+				if i == 10 {
+					fmt.Fprintf(w, "ineligible ... (%d more)\n", len(p.Ineligible)-10)
+					break
+				}
+				fmt.Fprintf(w, "ineligible %s (%s): %s\n", in.Host, in.Version, in.Reason)
+			}
+			for _, u := range p.Unchecked {
+				fmt.Fprintf(w, "not checked before install: %s\n", u)
+			}
 			for i, ph := range p.Phases {
 				names := []string{}
 				for j, c := range ph {
