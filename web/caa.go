@@ -43,6 +43,9 @@ func init() {
 type caaForm struct {
 	Name, CA, Account, Method, Profile string
 	Wildcard                           bool
+	// Records, when given, are zone-file lines checked instead of DNS ("@"
+	// is the name): a policy can be tried before it is published.
+	Records string
 }
 
 type caaView struct {
@@ -61,7 +64,7 @@ func caaFormFrom(r *http.Request) caaForm {
 	f := caaForm{
 		Name: strings.TrimSpace(q.Get("name")), CA: strings.TrimSpace(q.Get("ca")),
 		Account: strings.TrimSpace(q.Get("account")), Method: q.Get("method"), Profile: q.Get("profile"),
-		Wildcard: q.Get("wildcard") != "",
+		Wildcard: q.Get("wildcard") != "", Records: q.Get("records"),
 	}
 	if f.Profile == "" {
 		f.Profile = string(caa.ProfileRFC8659)
@@ -102,14 +105,23 @@ func caaCheck(ctx context.Context, f caaForm) (*caa.Decision, *caa.Resolver, err
 	if err != nil {
 		return nil, nil, err
 	}
+	req := caa.Request{Name: name, Wildcard: wild || f.Wildcard, Issuer: strings.TrimSuffix(f.CA, "."),
+		AccountURI: f.Account, Method: f.Method, Profile: profile}
+	if strings.TrimSpace(f.Records) != "" {
+		z, err := caa.ParseZone(strings.NewReader(f.Records), name, "the form")
+		if err != nil {
+			return nil, nil, err
+		}
+		d := caa.Evaluate(req, z.Climb(name))
+		return &d, &caa.Resolver{Server: z.Source}, nil
+	}
 	res, err := caaResolver()
 	if err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	d := res.Check(ctx, caa.Request{Name: name, Wildcard: wild || f.Wildcard, Issuer: strings.TrimSuffix(f.CA, "."),
-		AccountURI: f.Account, Method: f.Method, Profile: profile})
+	d := res.Check(ctx, req)
 	return &d, res, nil
 }
 

@@ -70,6 +70,25 @@ func TestBrowserCAA(t *testing.T) {
 		t.Errorf("bogus: verdict %q, dnssec %q, notes %q", verdict, dnssec, notes)
 	}
 
+	// Records typed into the form are checked without DNS.
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(base+"/certs/caa"),
+		chromedp.WaitVisible("#caa-form", chromedp.ByQuery),
+		chromedp.SetValue("#caa-name", "www.draft.example", chromedp.ByQuery),
+		chromedp.SetValue("#caa-ca", "ca.example", chromedp.ByQuery),
+		chromedp.SetValue("#caa-method", "http-01", chromedp.ByQuery),
+		chromedp.SetValue("#caa-records-input", "draft.example. CAA 0 issue \"ca.example; validationmethods=dns-01\"", chromedp.ByQuery),
+		chromedp.Click("#caa-submit", chromedp.ByQuery),
+		chromedp.WaitVisible("#caa-result", chromedp.ByQuery),
+		chromedp.Text("#caa-verdict", &verdict, chromedp.ByQuery),
+		chromedp.Text("#caa-records", &records, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.EqualFold(verdict, "forbidden") || !strings.Contains(records, "not http-01") {
+		t.Errorf("records from the form: verdict %q, records %q", verdict, records)
+	}
+
 	// Bad input: one clear error line, no result.
 	var errText string
 	if err := chromedp.Run(ctx,

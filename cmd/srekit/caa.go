@@ -41,11 +41,11 @@ explains the decision. 'srekit caa record' writes the records for a policy.`,
 }
 
 type caaCheckFlags struct {
-	ca, account, method, resolver, profile, output, file, trustAnchor string
-	wildcard                                                          bool
-	concurrency, retries                                              int
-	rate                                                              float64
-	timeout, cache                                                    time.Duration
+	ca, account, method, resolver, profile, output, file, trustAnchor, zone, origin string
+	wildcard                                                                        bool
+	concurrency, retries                                                            int
+	rate                                                                            float64
+	timeout, cache                                                                  time.Duration
 }
 
 func caaCheckCmd() *cobra.Command {
@@ -76,6 +76,7 @@ Exit status: 0 all allowed, 3 some forbidden, 4 some could not be decided,
   srekit caa check example.org --ca pki.goog --resolver 127.0.0.1:53 -o json
   srekit caa check example.org --ca letsencrypt.org --profile letsencrypt
   srekit caa check example.org --ca letsencrypt.org --trust-anchor /usr/share/dns/root.ds
+  srekit caa check www.example.com --ca letsencrypt.org --zone example.com.zone --origin example.com
   srekit caa check --file names.txt --ca letsencrypt.org --concurrency 64 --rate 500 > out.jsonl`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCAACheck(cmd.Context(), fl, args)
@@ -90,6 +91,8 @@ Exit status: 0 all allowed, 3 some forbidden, 4 some could not be decided,
 	f.StringVar(&fl.profile, "profile", "rfc8659", "how to read records: rfc8659 (the RFCs) or letsencrypt (as Boulder does)")
 	f.StringVarP(&fl.output, "output", "o", "", "output: text or json (default text for names, JSON lines for --file)")
 	f.StringVar(&fl.file, "file", "", "read names from FILE, one per line (- for stdin)")
+	f.StringVar(&fl.zone, "zone", "", "check against the CAA/CNAME/DNAME records of this zone file instead of DNS (a policy before it is published)")
+	f.StringVar(&fl.origin, "origin", "", "origin for relative names in --zone (default: $ORIGIN in the file, else the root)")
 	f.StringVar(&fl.trustAnchor, "trust-anchor", "", "validate DNSSEC here from the DS/DNSKEY records in FILE instead of trusting the AD bit")
 	f.IntVar(&fl.concurrency, "concurrency", 32, "names checked at once with --file")
 	f.Float64Var(&fl.rate, "rate", 0, "at most this many names started per second with --file (0: no limit)")
@@ -149,9 +152,27 @@ func runCAACheck(ctx context.Context, fl caaCheckFlags, args []string) error {
 	if fl.concurrency < 1 {
 		return usagef("--concurrency must be at least 1")
 	}
-	r, err := fl.resolverFor()
-	if err != nil {
-		return err
+	var zone *caa.Zone
+	if fl.zone != "" {
+		if fl.file != "" {
+			return usagef("--zone checks names given as arguments, not --file")
+		}
+		f, err := os.Open(fl.zone)
+		if err != nil {
+			return err
+		}
+		zone, err = caa.ParseZone(f, fl.origin, fl.zone)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	var r *caa.Resolver
+	if zone == nil {
+		var err error
+		if r, err = fl.resolverFor(); err != nil {
+			return err
+		}
 	}
 	base := caa.Request{Issuer: strings.TrimSuffix(fl.ca, "."), AccountURI: fl.account, Method: fl.method, Profile: profile}
 	var worst caa.Verdict = caa.Allowed
@@ -170,7 +191,12 @@ func runCAACheck(ctx context.Context, fl caaCheckFlags, args []string) error {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			d := r.Check(ctx, req)
+			var d caa.Decision
+			if zone != nil {
+				d = caa.Evaluate(req, zone.Climb(req.Name))
+			} else {
+				d = r.Check(ctx, req)
+			}
 			note(d.Verdict)
 			if fl.output == "json" {
 				enc := json.NewEncoder(os.Stdout)
