@@ -79,6 +79,22 @@ func TestProfilingBrowseAndCapture(t *testing.T) {
 		t.Fatalf("search results: %q", results)
 	}
 
+	// Compare two versions of the demo's checkout service.
+	var diffText string
+	err = chromedp.Run(bctx,
+		chromedp.SetValue("#diff-before-query", `checkout{version="v1.4.0"}`, chromedp.ByID),
+		chromedp.SetValue("#diff-after-query", `checkout{version="v1.5.0"}`, chromedp.ByID),
+		chromedp.Click(`#diff-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#diff-graph", chromedp.ByID),
+		chromedp.Text("#diff-result", &diffText, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(diffText, "24 snapshots before, 24 after") {
+		t.Fatalf("diff: %q", diffText)
+	}
+
 	// Capture from the agent, with the progress shown until the graph arrives.
 	var graph string
 	err = chromedp.Run(bctx,

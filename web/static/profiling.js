@@ -88,6 +88,38 @@
     table.hidden = false;
   }
 
+  async function compare(e) {
+    e.preventDefault();
+    const params = new URLSearchParams({ kind: $("f-kind").value || "cpu" });
+    for (const side of ["before", "after"]) {
+      for (const f of ["query", "from", "until"]) {
+        const v = $("diff-" + side + "-" + f).value;
+        if (v) params.set(side + "_" + f, v);
+      }
+    }
+    const out = $("diff-result");
+    try {
+      const meta = await srekit.api("GET", "/api/v1/profiling/diff?" + params);
+      params.set("format", "svg");
+      out.innerHTML = "";
+      const p = document.createElement("p");
+      p.textContent = meta.before.snapshots + " snapshots before, " + meta.after.snapshots + " after, " + meta.stacks + " stacks. ";
+      const a = document.createElement("a");
+      a.href = "/api/v1/profiling/diff?" + params;
+      a.textContent = "open SVG";
+      p.appendChild(a);
+      out.appendChild(p);
+      const obj = document.createElement("object");
+      obj.id = "diff-graph";
+      obj.className = "pf-flame";
+      obj.type = "image/svg+xml";
+      obj.data = "/api/v1/profiling/diff?" + params;
+      out.appendChild(obj);
+    } catch (err) {
+      out.textContent = "error: " + err.message;
+    }
+  }
+
   async function addSchedule(e) {
     e.preventDefault();
     try {
@@ -104,6 +136,7 @@
     if ($("cap-agent")) $("cap-agent").onchange = fillTargets;
     if ($("capture-form")) $("capture-form").onsubmit = capture;
     $("search-form").onsubmit = search;
+    $("diff-form").onsubmit = compare;
     if ($("schedule-form")) $("schedule-form").onsubmit = addSchedule;
     for (const b of document.querySelectorAll(".sched-delete")) {
       b.onclick = async () => {
