@@ -208,9 +208,16 @@ type stampedSpan struct {
 }
 
 func (p *pending) keep(refs []spanRef, th Threshold, rv uint64, writeRV bool) {
+	// Spans of a trace nearly always share one tracestate: rewrite it once.
+	var lastIn, lastOut string
+	have := false
 	for _, r := range refs {
 		ts := r.span.TraceState()
-		ts.FromRaw(WithThreshold(ts.AsRaw(), th, rv, writeRV))
+		in := ts.AsRaw()
+		if !have || in != lastIn {
+			lastIn, lastOut, have = in, WithThreshold(in, th, rv, writeRV), true
+		}
+		ts.FromRaw(lastOut)
 		p.spans = append(p.spans, stampedSpan{r})
 	}
 }
@@ -225,6 +232,10 @@ func (p *pending) keep(refs []spanRef, th Threshold, rv uint64, writeRV bool) {
 func (b *Buffer) Add(td ptrace.Traces) {
 	now := b.now()
 	var byShard [nShards][]spanRef
+	per := td.SpanCount()/nShards + 4
+	for i := range byShard {
+		byShard[i] = make([]spanRef, 0, per)
+	}
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -299,7 +310,7 @@ func (b *Buffer) addSpanLocked(sh *shard, now time.Time, ref spanRef, out *pendi
 			b.stateless(sh, fp, ref, ot, rv, derived, size, out)
 			return
 		}
-		t = &Trace{ID: id, fp: fp, FirstArrival: now, Randomness: rv, RandomDerived: derived}
+		t = &Trace{ID: id, fp: fp, FirstArrival: now, Randomness: rv, RandomDerived: derived, spans: make([]spanRef, 0, 8)}
 		sh.traces[fp] = t
 		sh.pushBack(t)
 		b.stat.BufferedTrace.Add(1)

@@ -141,6 +141,9 @@ type OTTraceState struct {
 // if they were absent); the other members of the tracestate are untouched.
 func ParseTraceState(ts string) OTTraceState {
 	var o OTTraceState
+	if !strings.Contains(ts, "ot=") {
+		return o
+	}
 	for _, member := range strings.Split(ts, ",") {
 		member = strings.TrimSpace(member)
 		v, ok := strings.CutPrefix(member, "ot=")
