@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,15 @@ func TestCAACommands(t *testing.T) {
 	}
 	if _, _, code := run("", "caa", "check", "--file", filepath.Join(t.TempDir(), "none"), "--ca", "ca.example", res); code != 1 {
 		t.Errorf("missing file: exit %d", code)
+	}
+
+	zf := filepath.Join(t.TempDir(), "draft.zone")
+	if err := os.WriteFile(zf, []byte("$ORIGIN draft.example.\n@ CAA 0 issue \"ca.example\"\nwww CNAME cdn.draft.example.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = run("", "caa", "check", "a.www.draft.example", "--ca", "ca.example", "--zone", zf)
+	if code != 0 || !strings.Contains(out, "relevant record set at draft.example.") {
+		t.Errorf("--zone: exit %d\n%s", code, out)
 	}
 
 	out, _, code = run("", "caa", "record", "example.com", "--ca", "ca.example", "--method", "dns-01", "--iodef", "mailto:sec@example.com")
