@@ -232,3 +232,29 @@ func TestParseIssueValue(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalize(t *testing.T) {
+	good := map[string]struct {
+		name string
+		wild bool
+	}{
+		"Example.COM.":      {"example.com", false},
+		"*.example.com":     {"example.com", true},
+		" www.example.com ": {"www.example.com", false},
+		"_acme.example.com": {"_acme.example.com", false},
+	}
+	for in, want := range good {
+		n, w, err := Normalize(in)
+		if err != nil || n != want.name || w != want.wild {
+			t.Errorf("%q: got %q %v %v, want %q %v", in, n, w, err, want.name, want.wild)
+		}
+	}
+	for _, in := range []string{"", ".", "a..b", "*.", "192.0.2.1", "2001:db8::1", "a b.com", "*.*.example.com", "x.*.example.com", ".example.com"} {
+		if n, _, err := Normalize(in); err == nil {
+			t.Errorf("%q: accepted as %q", in, n)
+		}
+	}
+	if got := strings.Join(ClimbNames("a.b.example.com"), " "); got != "a.b.example.com. b.example.com. example.com. com." {
+		t.Errorf("climb names %q", got)
+	}
+}

@@ -68,6 +68,9 @@ func Normalize(name string) (string, bool, error) {
 	if _, ok := dns.IsDomainName(n); !ok || strings.Contains(n, "..") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
 		return "", false, fmt.Errorf("%q is not a domain name", name)
 	}
+	if net.ParseIP(n) != nil {
+		return "", false, fmt.Errorf("%q is an IP address: CAA applies to domain names", name)
+	}
 	for _, l := range dns.SplitDomainName(n) {
 		if strings.ContainsAny(l, " \t\\\"*") {
 			return "", false, fmt.Errorf("%q is not a domain name (label %q)", name, l)
