@@ -47,6 +47,9 @@ type ctView struct {
 	Pending    int
 	Chart      template.HTML
 	Error      string
+	List       ct.LogListInfo
+	HaveList   bool
+	ListAge    string
 }
 
 type ctRuleRow struct {
@@ -116,6 +119,12 @@ func buildCTView(ctx context.Context, st *store.Store) (ctView, error) {
 			age = time.Since(time.UnixMilli(int64(l.LatestTimestamp))).Round(time.Second).String()
 		}
 		v.Logs = append(v.Logs, ctLogRow{LogState: l, STHAge: age})
+	}
+	if v.List, v.HaveList, err = ct.LoadLogListInfo(ctx, st); err != nil {
+		return v, err
+	}
+	if v.HaveList && !v.List.Timestamp.IsZero() {
+		v.ListAge = v.List.Age().Round(time.Minute).String()
 	}
 	if v.Problems, err = ct.Problems(ctx, st, 20); err != nil {
 		return v, err
@@ -225,6 +234,9 @@ func ctDemo(ctx context.Context, st *store.Store) error {
 		rules = append(rules, r)
 	}
 	if err := ct.SaveRules(ctx, st, rules); err != nil {
+		return err
+	}
+	if err := ct.SaveLogListInfo(ctx, st, "demo (in-process test logs)", ll); err != nil {
 		return err
 	}
 	m := &ct.Monitor{Store: st, Logs: ll.Logs, Rules: rules, Once: true, Notifier: &ct.Notifier{Store: st}}

@@ -15,7 +15,7 @@ import (
 func TestBrowserCT(t *testing.T) {
 	_, base := webtest.StartServer(t, true)
 	ctx := webtest.Browser(t)
-	var url, rules, logs, unexpected string
+	var url, rules, logs, unexpected, list string
 	var findings, bars, unexpectedRows int
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(base+"/ct"),
@@ -24,6 +24,7 @@ func TestBrowserCT(t *testing.T) {
 		chromedp.Text("#ct-rules", &rules, chromedp.ByQuery),
 		chromedp.Text("#ct-logs", &logs, chromedp.ByQuery),
 		chromedp.Text("#ct-unexpected", &unexpected, chromedp.ByQuery),
+		chromedp.Text("#ct-loglist", &list, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll("#ct-findings tr.ct-finding").length`, &findings),
 		chromedp.Evaluate(`document.querySelectorAll("#ct-findings .ct-unexpected").length`, &unexpectedRows),
 		chromedp.Evaluate(`document.querySelectorAll("#ct-chart rect").length`, &bars),
@@ -43,6 +44,9 @@ func TestBrowserCT(t *testing.T) {
 	}
 	if findings < 50 || unexpectedRows == 0 || unexpected == "0" {
 		t.Errorf("%d findings, %d unexpected rows, unexpected card %q", findings, unexpectedRows, unexpected)
+	}
+	if !strings.Contains(list, "2 logs") || !strings.Contains(list, "ago") {
+		t.Errorf("log list line: %q", list)
 	}
 	if bars == 0 {
 		t.Error("no bars in the findings chart")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -345,3 +346,40 @@ func markNotified(ctx context.Context, st *store.Store, id int64, deliveryErr er
 var errFork = errors.New("log is inconsistent")
 
 func hexs(b []byte) string { return hex.EncodeToString(b) }
+
+// LogListInfo is which log list the monitor last used, for the page.
+type LogListInfo struct {
+	Source    string    `json:"source"`
+	Timestamp time.Time `json:"timestamp"` // log_list_timestamp
+	Loaded    time.Time `json:"loaded"`
+	Logs      int       `json:"logs"`
+}
+
+// Age is how old the list's own timestamp is.
+func (i LogListInfo) Age() time.Duration {
+	if i.Timestamp.IsZero() {
+		return 0
+	}
+	return time.Since(i.Timestamp)
+}
+
+const logListKey = "ct.loglist"
+
+// SaveLogListInfo records the log list in use (in settings).
+func SaveLogListInfo(ctx context.Context, st *store.Store, src string, ll *LogList) error {
+	b, err := json.Marshal(LogListInfo{Source: src, Timestamp: ll.Timestamp, Loaded: time.Now().UTC(), Logs: len(ll.Logs)})
+	if err != nil {
+		return err
+	}
+	return st.SetSetting(ctx, logListKey, string(b))
+}
+
+// LoadLogListInfo reads what SaveLogListInfo recorded (ok false when nothing).
+func LoadLogListInfo(ctx context.Context, st *store.Store) (LogListInfo, bool, error) {
+	var i LogListInfo
+	v, ok, err := st.Setting(ctx, logListKey)
+	if err != nil || !ok {
+		return i, false, err
+	}
+	return i, true, json.Unmarshal([]byte(v), &i)
+}

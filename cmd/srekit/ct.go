@@ -176,6 +176,9 @@ func runCTWatch(ctx context.Context, fl ctWatchFlags, args []string) error {
 	if err := ct.SaveRules(ctx, st, rules); err != nil {
 		return err
 	}
+	if err := ct.SaveLogListInfo(ctx, st, fl.logList, ll); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	metrics := ct.NewMetrics(reg)
 	metrics.LogList(ll.Timestamp)
