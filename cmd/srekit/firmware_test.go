@@ -2,12 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/srekit/srekit/firmware/redfish/redfishtest"
 )
@@ -127,5 +132,69 @@ install: {target: BMC, poll: 5ms, stall: 30s}
 	}
 	if out := must("firmware", "release", "list", "-o", "csv"); strings.Count(out, "\n") != 2 {
 		t.Errorf("a rejected package was stored:\n%s", out)
+	}
+}
+
+// TestFirmwareInventorySend reads this machine's sysfs and sends it to a
+// running `srekit serve`, as an agent on every host would; the server's
+// database then holds the host.
+func TestFirmwareInventorySend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	db := filepath.Join(t.TempDir(), "server.db")
+	srv := exec.Command(srekitBin, "serve", "--addr", addr, "--db", db, "--token", "s3cret")
+	var stderr bytes.Buffer
+	srv.Stderr = &stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not become healthy: %s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	local, _, code := fwRun(t, filepath.Join(t.TempDir(), "unused.db"), "firmware", "inventory", "-o", "json")
+	if code != 0 {
+		t.Fatalf("inventory exit %d", code)
+	}
+	var hosts []struct {
+		Name       string
+		Components []struct{ Slot, Version string }
+	}
+	if err := json.Unmarshal([]byte(local), &hosts); err != nil || len(hosts) != 1 || hosts[0].Name == "" {
+		t.Fatalf("inventory output %q: %v", local, err)
+	}
+	if _, errOut, code := fwRun(t, db, "firmware", "inventory", "--send", "http://"+addr, "--token", "wrong"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("send with a wrong token: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := fwRun(t, db, "firmware", "inventory", "--send", "http://"+addr, "--token", "s3cret"); code != 0 {
+		t.Fatalf("send: exit %d, %s", code, errOut)
+	}
+	resp, err := http.Get("http://" + addr + "/api/v1/firmware/hosts?host=" + hosts[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var stored []struct{ Host, Slot, Version string }
+	json.NewDecoder(resp.Body).Decode(&stored)
+	if len(stored) != len(hosts[0].Components) {
+		t.Errorf("server holds %d components of %s, the host sent %d", len(stored), hosts[0].Name, len(hosts[0].Components))
+	}
+	if len(hosts[0].Components) == 0 {
+		t.Logf("this machine exposes no firmware in sysfs (a VM without DMI?): only the host row was sent")
 	}
 }
