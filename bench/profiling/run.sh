@@ -53,8 +53,8 @@ pprof_t=$(best go tool pprof -proto -output "$work/merged.pb" "${files[@]}")
 "$work/srekit" --db "$db" profiling merge --kind cpu --format folded -o "$work/merged.folded"
 go tool pprof -proto -output "$work/merged.pb" "${files[@]}" 2>/dev/null
 # The same totals from both: srekit's merged cpu nanoseconds vs pprof's.
-ours=$(awk '{s+=$NF} END {printf "%d", s}' "$work/merged.folded")
-theirs=$(go tool pprof -raw -sample_index=cpu "$work/merged.pb" 2>/dev/null | awk '/^Samples:/{f=1;next} /^Locations/{f=0} f && $1 ~ /^[0-9]+$/ && NF>=2 {s+=$2} END {printf "%d", s}')
+ours=$(awk '{s+=$NF} END {printf "%.0f", s}' "$work/merged.folded")
+theirs=$(go tool pprof -raw -sample_index=cpu "$work/merged.pb" 2>/dev/null | awk '/^Samples:/{f=1;next} /^Locations/{f=0} f && $1 ~ /^[0-9]+$/ && NF>=2 {s+=$2} END {printf "%.0f", s}')
 printf 'merge %d stored CPU profiles: srekit %.3fs, go tool pprof %.3fs, ratio pprof/srekit %.2fx\n' \
   "${#files[@]}" "$srekit_t" "$pprof_t" "$(echo "$pprof_t / $srekit_t" | bc -l)"
 echo "merged totals (cpu nanoseconds): srekit $ours, pprof $theirs"
