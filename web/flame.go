@@ -68,10 +68,13 @@ api;runtime.mcall;runtime.schedule;runtime.findRunnable;runtime.netpoll;epoll_wa
 // flameRender draws the request body (or a multipart "profile" file or
 // "text" field) as SVG, HTML or folded text, per the query parameters:
 // format, as (svg|html|folded), colors, title, minwidth, maxnodes,
-// inverted, reverse, search, sampleindex.
+// inverted, reverse, search, sampleindex. A multipart form with a "before"
+// file or "beforetext" field draws a differential graph (before to the
+// profile), normalised unless nonormalize; elided draws the before side.
 func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var body io.Reader = r.Body
+	var before io.Reader
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/form-data") || strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
 		if err := r.ParseMultipartForm(8 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 			Error(w, http.StatusBadRequest, "read form: "+err.Error())
@@ -87,6 +90,13 @@ func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 			defer f.Close()
 			body = f
 		}
+		// a "before" profile makes a differential graph
+		if f, _, err := r.FormFile("before"); err == nil {
+			defer f.Close()
+			before = f
+		} else if t := r.FormValue("beforetext"); strings.TrimSpace(t) != "" {
+			before = strings.NewReader(t)
+		}
 	}
 	format, err := collapse.ParseFormat(flameOr(q.Get("format"), "auto"))
 	if err != nil {
@@ -100,15 +110,32 @@ func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p, _, err := collapse.Collapse(body, format, collapse.Options{SampleIndex: idx})
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("profile over the limit of %d bytes", tooBig.Limit))
+	read := func(name string, r io.Reader) (*flame.Profile, bool) {
+		p, _, err := collapse.Collapse(r, format, collapse.Options{SampleIndex: idx})
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				Error(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("profile over the limit of %d bytes", tooBig.Limit))
+				return nil, false
+			}
+			Error(w, http.StatusBadRequest, name+err.Error())
+			return nil, false
+		}
+		return p, true
+	}
+	p, ok := read("", body)
+	if !ok {
+		return
+	}
+	if before != nil {
+		b, ok := read("before: ", before)
+		if !ok {
 			return
 		}
-		Error(w, http.StatusBadRequest, err.Error())
-		return
+		p = flame.Diff(b, p)
+		if q.Get("nonormalize") == "" {
+			p.Normalize()
+		}
 	}
 	if p.Skipped.Count > 0 {
 		w.Header().Set("X-Srekit-Skipped-Lines", strconv.FormatInt(p.Skipped.Count, 10))
@@ -122,6 +149,7 @@ func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 		Search:   q.Get("search"),
 		Inverted: q.Get("inverted") != "",
 		Reverse:  q.Get("reverse") != "",
+		Elided:   q.Get("elided") != "",
 		MaxNodes: 20000,
 	}
 	if v := q.Get("maxnodes"); v != "" {

@@ -50,6 +50,25 @@ func TestFlameRenderAPI(t *testing.T) {
 	if resp.StatusCode != 200 || body != "x;y 5\n" {
 		t.Errorf("multipart: %d %q", resp.StatusCode, body)
 	}
+	// a differential graph from two pasted profiles
+	mp.Reset()
+	mw = multipart.NewWriter(&mp)
+	mw.WriteField("text", "m;x 30\nm;z 10\n")
+	mw.WriteField("beforetext", "m;x 10\nm;y 10\n")
+	mw.Close()
+	resp, body = post("?as=folded&nonormalize=1", mw.FormDataContentType(), &mp)
+	if resp.StatusCode != 200 || body != "m;x 10 30\nm;y 10 0\nm;z 0 10\n" {
+		t.Errorf("diff: %d %q", resp.StatusCode, body)
+	}
+	mp.Reset()
+	mw = multipart.NewWriter(&mp)
+	mw.WriteField("text", "m;x 30\nm;z 10\n")
+	mw.WriteField("beforetext", "m;x 10\nm;y 10\n")
+	mw.Close()
+	resp, body = post("", mw.FormDataContentType(), &mp)
+	if resp.StatusCode != 200 || !strings.Contains(body, `<g class="new"><title>z (`) {
+		t.Errorf("diff svg: %d, new frame not marked", resp.StatusCode)
+	}
 	for _, c := range []struct{ query, body, want string }{
 		{"?format=nope", "a 1\n", "unknown format"},
 		{"?colors=nope", "a 1\n", "unknown palette"},

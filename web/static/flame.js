@@ -14,15 +14,24 @@
       const form = $("flame-form");
       const params = new URLSearchParams();
       for (const el of form.elements) {
-        if (!el.name || el.type === "file" || el.name === "text") continue;
+        if (!el.name || el.type === "file" || el.name === "text" || el.name === "beforetext") continue;
         if (el.type === "checkbox" && !el.checked) continue;
         if (el.value) params.set(el.name, el.value);
       }
       const file = $("flame-file").files[0];
-      const body = file || $("flame-text").value;
+      let body = file || $("flame-text").value;
+      const beforeFile = $("flame-before-file").files[0];
+      const beforeText = $("flame-before-text").value;
       if (!body || (typeof body === "string" && !body.trim())) {
         $("flame-status").textContent = "Paste a profile or choose a file first.";
         return;
+      }
+      if (beforeFile || beforeText.trim()) {
+        // a differential graph: both profiles in one multipart form
+        const fd = new FormData();
+        if (file) fd.append("profile", file); else fd.append("text", body);
+        if (beforeFile) fd.append("before", beforeFile); else fd.append("beforetext", beforeText);
+        body = fd;
       }
       $("flame-status").textContent = "Drawing...";
       try {
