@@ -130,7 +130,7 @@ func (g gzipErrors) Read(p []byte) (int, error) {
 
 var (
 	perfFrameRE   = regexp.MustCompile(`(?m)^\s+[0-9a-fA-F]+ .+ \(.*\)\s*$`)
-	perfHeaderRE  = regexp.MustCompile(`(?m)^\S.*\s\d+(/\d+)?\s.*:\s*(\d+\s+)?\S+:\s*$`)
+	perfHeaderRE  = regexp.MustCompile(`(?m)^\S.*?\s+\d+(/\d+)?\s`) // command, then PID[/TID], as stackcollapse-perf.pl matches it
 	foldedRE      = regexp.MustCompile(`^[^\s].*\s\d+(\.\d*)?(\s+\d+(\.\d*)?)?\s*$`)
 	dtraceCountRE = regexp.MustCompile(`(?m)^\s+\d+\s*$`)
 )

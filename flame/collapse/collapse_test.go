@@ -218,3 +218,14 @@ func normFolded(b []byte) (string, error) {
 	err = p.WriteFolded(&out)
 	return out.String(), err
 }
+
+func TestDetectPerfWithoutEvent(t *testing.T) {
+	in := "myapp 4242 100.000001:\n\t7f00 work+0x1 (/usr/bin/myapp)\n\t7f01 main+0x2 (/usr/bin/myapp)\n\n"
+	if got := Detect([]byte(in)); got != Perf {
+		t.Fatalf("Detect = %s, want perf", got)
+	}
+	out, _ := folded(t, bytes.NewBufferString(in), Auto, Options{})
+	if out != "myapp;main;work 1\n" {
+		t.Errorf("got %q", out)
+	}
+}
