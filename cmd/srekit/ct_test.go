@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/srekit/srekit/certs/ct/ctlogtest"
+)
+
+// TestCTWatchOnceWithHook runs `srekit ct watch --once` against a local
+// static-ct-api test log and checks the hook ran once per stored finding.
+func TestCTWatchOnceWithHook(t *testing.T) {
+	l, err := ctlogtest.NewLog("", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := ctlogtest.NewScenario()
+	if err := sc.Fill(l, 600, 10, 0); err != nil {
+		t.Fatal(err)
+	}
+	l.Publish()
+	srv := httptest.NewServer(l.Handler())
+	defer srv.Close()
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.json")
+	os.WriteFile(list, l.LogListJSON(srv.URL+"/", "CLI test log"), 0o644)
+	watch := filepath.Join(dir, "watch.txt")
+	os.WriteFile(watch, []byte(strings.Join(ctlogtest.ScenarioRules, "\n")), 0o644)
+	db := filepath.Join(dir, "ct.db")
+	hookOut := filepath.Join(dir, "hook.txt")
+	_, stderr, code := run(t, "", "ct", "watch", "--once", "--db", db, "--log-list", list, "--watch-file", watch,
+		"--hook", `test -s "$SREKIT_CT_JSON_FILE" && echo "$SREKIT_CT_DELIVERY_ID $SREKIT_CT_RULE" >> `+hookOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	out, stderr, code := run(t, "", "ct", "findings", "--db", db, "--limit", "0", "-o", "json")
+	if code != 0 {
+		t.Fatalf("findings: exit %d: %s", code, stderr)
+	}
+	var fs []map[string]any
+	if err := json.Unmarshal([]byte(out), &fs); err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != len(sc.Expected) {
+		t.Fatalf("%d findings, want %d", len(fs), len(sc.Expected))
+	}
+	hook, _ := os.ReadFile(hookOut)
+	lines := strings.Split(strings.TrimSpace(string(hook)), "\n")
+	if len(lines) != len(fs) {
+		t.Fatalf("hook ran %d times for %d findings", len(lines), len(fs))
+	}
+	// Running again finds nothing new and runs no hook.
+	if _, stderr, code := run(t, "", "ct", "watch", "--once", "--db", db, "--log-list", list, "--watch-file", watch,
+		"--hook", "echo again >> "+hookOut); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, stderr)
+	}
+	hook2, _ := os.ReadFile(hookOut)
+	if string(hook2) != string(hook) {
+		t.Fatal("the second run notified again")
+	}
+	out, _, _ = run(t, "", "ct", "logs", "--db", db)
+	if !strings.Contains(out, "CLI test log") || !strings.Contains(out, "ok") {
+		t.Fatalf("ct logs: %s", out)
+	}
+}
+
+func TestCTAndSCTUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"ct", "watch", "example.com"},
+		{"ct", "watch", "--log-list", "x.json"},
+		{"ct", "watch", "bad name/x", "--log-list", "x.json"},
+		{"sct", "check", "example.com"},
+	} {
+		_, stderr, code := run(t, "", args...)
+		if code != 2 || !strings.HasPrefix(stderr, "srekit: ") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+	_, stderr, code := run(t, "", "ct", "watch", "example.com", "--log-list", "/nonexistent.json")
+	if code != 1 || !strings.Contains(stderr, "nonexistent") {
+		t.Errorf("missing log list: exit %d, %q", code, stderr)
+	}
+}
