@@ -197,7 +197,7 @@ port=$((B+10))
 declare -A RP50 RP99
 for bal in p2c_ewma least_request round_robin p2c_ewma+locality; do
   port=$((port + 1))
-  out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${REGION_SECONDS}s" -warmup 2s)
+  out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${REGION_SECONDS}s" -warmup 2s -count-header X-Backend)
   RP50[$bal]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
   RP99[$bal]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
   printf "%-18s %s\n" "$bal" "$out"

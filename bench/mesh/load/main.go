@@ -23,6 +23,7 @@ func main() {
 	warm := flag.Duration("warmup", time.Second, "sent first at the same rate, not measured")
 	host := flag.String("host", "", "Host header")
 	conns := flag.Int("conns", 256, "most connections kept open")
+	by := flag.String("count-header", "", "count answers by this response header (e.g. X-Backend)")
 	flag.Parse()
 	if *url == "" || *rate <= 0 {
 		fmt.Fprintln(os.Stderr, "load: --url and a positive --rate are needed")
@@ -33,6 +34,7 @@ func main() {
 	var mu sync.Mutex
 	var lat []time.Duration
 	errs := 0
+	counts := map[string]int{}
 	var wg sync.WaitGroup
 	interval := time.Duration(float64(time.Second) / *rate)
 	start := time.Now()
@@ -55,6 +57,10 @@ func main() {
 			}
 			res, err := client.Do(req)
 			ok := err == nil
+			hv := ""
+			if ok && *by != "" {
+				hv = res.Header.Get(*by)
+			}
 			if ok {
 				io.Copy(io.Discard, res.Body)
 				res.Body.Close()
@@ -67,6 +73,9 @@ func main() {
 			mu.Lock()
 			if ok {
 				lat = append(lat, d)
+				if *by != "" {
+					counts[hv]++
+				}
 			} else {
 				errs++
 			}
@@ -81,6 +90,15 @@ func main() {
 		}
 		return float64(lat[min(len(lat)-1, int(f*float64(len(lat))))]) / 1e6
 	}
-	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
+	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f",
 		len(lat)+errs, errs, float64(len(lat)+errs)/dur.Seconds(), q(.5), q(.9), q(.99), q(.999), q(1))
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Printf(" %s=%d", k, counts[k])
+	}
+	fmt.Println()
 }
