@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -96,6 +97,12 @@ func runSampler(ctx context.Context, cfg *sampling.Config, path string, log *slo
 	s, err := sampling.New(cfg, nil, log)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit for the Go heap from max_memory: buffered spans plus
+		// decode buffers and caches, so the collector works before the
+		// process outgrows what the operator sized.
+		debug.SetMemoryLimit(2*cfg.BufferConfig().WithDefaults().MaxMemory + 128<<20)
 	}
 	if len(cfg.Peers.Members) > 1 {
 		s.EnablePeers(sampling.NewPeers(cfg.Peers.Self, cfg.Peers.Members, 2*cfg.BufferConfig().WithDefaults().TraceTimeout+time.Minute, log))
