@@ -210,12 +210,14 @@ type fwRollout struct {
 	Name, State, HaltReason string
 	Phase, Phases           int
 	Done, Failed, Total     int
+	Interrupted             int
 	Bars                    []fwPhaseBar
 }
 
 type fwPhaseBar struct {
 	Name                                 string
 	Done, Failed, Started, Pending, Size int
+	Interrupted                          int
 	DonePct, FailedPct, StartedPct       float64
 }
 
@@ -332,7 +334,8 @@ func fwRolloutView(ro firmware.Rollout) fwRollout {
 		if i < len(ro.Record.Spec.Phases) {
 			name = ro.Record.Spec.Phases[i].Name
 		}
-		pb := fwPhaseBar{Name: name, Done: c[firmware.HostDone], Failed: c[firmware.HostFailed], Started: c[firmware.HostStarted], Pending: c[firmware.HostPending], Size: size}
+		pb := fwPhaseBar{Name: name, Done: c[firmware.HostDone], Failed: c[firmware.HostFailed], Started: c[firmware.HostStarted], Pending: c[firmware.HostPending],
+			Interrupted: c[firmware.HostInterrupted], Size: size}
 		if size > 0 {
 			pb.DonePct = 100 * float64(pb.Done) / float64(size)
 			pb.FailedPct = 100 * float64(pb.Failed) / float64(size)
@@ -340,6 +343,7 @@ func fwRolloutView(ro firmware.Rollout) fwRollout {
 		}
 		fr.Done += pb.Done
 		fr.Failed += pb.Failed
+		fr.Interrupted += pb.Interrupted
 		fr.Bars = append(fr.Bars, pb)
 	}
 	return fr
