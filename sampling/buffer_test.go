@@ -169,3 +169,36 @@ func TestBufferFlush(t *testing.T) {
 		t.Fatal("flush did not decide")
 	}
 }
+
+func TestBufferHonoursUpstreamThresholdAndDerivesRandomness(t *testing.T) {
+	cfg, _ := ParseConfig([]byte("policies: [{name: errors, errors: {}}]"))
+	ps, _ := cfg.BuildPolicies()
+	b, k, _ := newTestBuffer(BufferConfig{}, func(tr *Trace, _ Trigger) Decision { return ps.Decide(tr, time.Now()) })
+	// Head-sampled upstream at 50% with an explicit rv, and an error: kept,
+	// and the written threshold keeps the upstream one (adjusted count 2).
+	id := tid(5, 0x00fedcba987654)
+	td := traces(spanSpec{service: "a", name: "GET", trace: id, id: 1, err: true}, spanSpec{service: "b", name: "q", trace: id, id: 2, parent: 1})
+	sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	sp.TraceState().FromRaw("ot=th:8;rv:c0000000000000,other=1")
+	b.Add(td)
+	b.Flush()
+	for _, ts := range k.spans[id] {
+		o := ParseTraceState(ts)
+		if !o.HasThreshold || o.Threshold.String() != "8" || o.Threshold.AdjustedCount() != 2 {
+			t.Fatalf("tracestate %q: want th:8", ts)
+		}
+	}
+	if !strings.Contains(k.spans[id][0], "other=1") {
+		t.Fatalf("other tracestate members lost: %q", k.spans[id][0])
+	}
+	// No random flag, no rv: the randomness is derived and written as rv.
+	id2 := tid(6, 6)
+	td2 := traces(spanSpec{service: "a", name: "GET", trace: id2, id: 1, err: true})
+	td2.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetFlags(flagSampled)
+	b.Add(td2)
+	b.Flush()
+	want, _ := Randomness(id2, 0, OTTraceState{})
+	if o := ParseTraceState(k.spans[id2][0]); !o.HasRandom || o.Randomness != want {
+		t.Fatalf("derived rv not written: %q", k.spans[id2][0])
+	}
+}
