@@ -47,7 +47,7 @@ func PerfScript(r io.Reader, o PerfOptions, warn func(string)) (*flame.Profile, 
 type perfCollapser struct {
 	o       PerfOptions
 	warn    func(string)
-	counts  map[string]int64
+	counts  *counter
 	skipped flame.Skips
 
 	event         string // the event kept, once known
@@ -67,13 +67,11 @@ func newPerfCollapser(o PerfOptions, warn func(string)) *perfCollapser {
 	if o.All {
 		o.Kernel, o.JIT = true, true
 	}
-	return &perfCollapser{o: o, warn: warn, counts: make(map[string]int64), event: o.EventFilter}
+	return &perfCollapser{o: o, warn: warn, counts: newCounter(), event: o.EventFilter}
 }
 
 func (c *perfCollapser) profile() *flame.Profile {
-	p := flame.FromCounts(c.counts)
-	p.Skipped = c.skipped
-	return p
+	return c.counts.profile(c.skipped)
 }
 
 // isSpace is Perl's \s on bytes.
@@ -119,7 +117,7 @@ func (c *perfCollapser) endSample() {
 		c.key = append(c.key, ';')
 		c.key = append(c.key, c.frames[start:c.groups[i]]...)
 	}
-	c.counts[string(c.key)] = flame.SatAdd(c.counts[string(c.key)], c.period)
+	c.counts.add(c.key, c.period)
 	c.groups = c.groups[:0]
 	c.frames = c.frames[:0]
 	c.havePname = false

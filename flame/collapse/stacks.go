@@ -16,7 +16,7 @@ import (
 // (leaf first) then a line holding the count. Offsets ("+0x1c") and C++
 // arguments are removed; "a->b" frames (inlined) are split.
 func DTraceStacks(r io.Reader) (*flame.Profile, error) {
-	counts := make(map[string]int64)
+	counts := newCounter()
 	var skipped flame.Skips
 	lr := flame.NewLineReader(r, &skipped)
 	var groups [][]byte // each line's frames, leaf first
@@ -44,7 +44,7 @@ func DTraceStacks(r io.Reader) (*flame.Profile, error) {
 				}
 				key = append(key, groups[i]...)
 			}
-			counts[string(key)] = flame.SatAdd(counts[string(key)], n)
+			counts.add(key, n)
 			groups = groups[:0]
 			continue
 		}
@@ -87,9 +87,7 @@ func DTraceStacks(r io.Reader) (*flame.Profile, error) {
 	if err := lr.Err(); err != nil {
 		return nil, err
 	}
-	p := flame.FromCounts(counts)
-	p.Skipped = skipped
-	return p, nil
+	return counts.profile(skipped), nil
 }
 
 // stripCxxArgs cuts a C++ name at its last '(' or '<' after the first "::"
@@ -156,7 +154,7 @@ var (
 // stack counts once, thread name first; threads waiting in epoll or on
 // sockets, and the JVM's own background threads, are left out.
 func JstackDump(r io.Reader, o JstackOptions) (*flame.Profile, error) {
-	counts := make(map[string]int64)
+	counts := newCounter()
 	var skipped flame.Skips
 	lr := flame.NewLineReader(r, &skipped)
 	var stack []string // leaf first
@@ -175,7 +173,7 @@ func JstackDump(r io.Reader, o JstackOptions) (*flame.Profile, error) {
 				key = append(key, stack[i]...)
 			}
 			if haveName || len(stack) > 0 {
-				counts[string(key)]++
+				counts.add(key, 1)
 			}
 		}
 		stack, tname, haveName, state = stack[:0], "", false, "?"
@@ -239,9 +237,7 @@ func JstackDump(r io.Reader, o JstackOptions) (*flame.Profile, error) {
 	if err := lr.Err(); err != nil {
 		return nil, err
 	}
-	p := flame.FromCounts(counts)
-	p.Skipped = skipped
-	return p, nil
+	return counts.profile(skipped), nil
 }
 
 func isFrameLine(line []byte) bool {
@@ -268,7 +264,7 @@ var (
 // 'profile:hz:99 { @[kstack] = count(); }'`), or by a stack and a name
 // (`@[kstack, comm]`), as stackcollapse-bpftrace.pl does.
 func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
-	counts := make(map[string]int64)
+	counts := newCounter()
 	var skipped flame.Skips
 	lr := flame.NewLineReader(r, &skipped)
 	var stack []string // leaf first
@@ -289,7 +285,7 @@ func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
 					skipped.Add(lr.Line(), s, "count out of range")
 					continue
 				}
-				counts[m[1]] = flame.SatAdd(counts[m[1]], n)
+				counts.add([]byte(m[1]), n)
 			}
 			continue
 		}
@@ -308,7 +304,7 @@ func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
 					}
 					key = append(key, stack[i]...)
 				}
-				counts[string(key)] = flame.SatAdd(counts[string(key)], n)
+				counts.add(key, n)
 			}
 			in = false
 			stack = stack[:0]
@@ -319,7 +315,5 @@ func BpftraceMaps(r io.Reader) (*flame.Profile, error) {
 	if err := lr.Err(); err != nil {
 		return nil, err
 	}
-	p := flame.FromCounts(counts)
-	p.Skipped = skipped
-	return p, nil
+	return counts.profile(skipped), nil
 }
