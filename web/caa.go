@@ -162,6 +162,16 @@ func caaClimbSVG(d caa.Decision) string {
 	if rows == 0 {
 		return ""
 	}
+	// The names above where the climb stopped, drawn faded: they were not
+	// asked because a set (or a failure) below them already decided.
+	var skipped []string
+	if all := caa.ClimbNames(d.Request.Name); len(all) > rows {
+		skipped = all[rows:]
+	}
+	skippedWhy := "not asked: the set below decides"
+	if d.Climb[rows-1].Failed() {
+		skippedWhy = "not asked: the failure below already means cannot decide"
+	}
 	// Boxes wide enough for the longest name (about 7.5 px a character at
 	// 12 px) and the DNSSEC label; aliases to the right.
 	boxW, aliasW := 330, 0
@@ -172,7 +182,7 @@ func caaClimbSVG(d caa.Decision) string {
 		}
 	}
 	width := left + boxW + 30 + aliasW
-	height := rows*(boxH+gap) + 10
+	height := (rows+len(skipped))*(boxH+gap) + 10
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="caa-climb" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="the CAA climb">`, width, height, width, height)
 	for i, l := range d.Climb {
@@ -205,12 +215,17 @@ func caaClimbSVG(d caa.Decision) string {
 			}
 			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11">%s → %s</text>`, ax, y+14+j*13, a.Type, html.EscapeString(a.Target))
 		}
-		if i < rows-1 {
+		if i < rows-1 || len(skipped) > 0 {
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#9aa3b2" stroke-width="2" marker-end="url(#caa-arrow)"/>`,
 				left+40, y+boxH, left+40, y+boxH+gap-2)
 			fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="10" fill="#5b6475">parent</text>`, left+48, y+boxH+14)
 		}
 		b.WriteString(`</g>`)
+	}
+	for j, name := range skipped {
+		y := 5 + (rows+j)*(boxH+gap)
+		fmt.Fprintf(&b, `<g class="caa-skipped" opacity="0.45"><rect x="%d" y="%d" width="%d" height="%d" rx="6" fill="#fff" stroke="#9aa3b2" stroke-dasharray="4 3"/>`, left, y, boxW, boxH)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text><text x="%d" y="%d" font-size="11">%s</text></g>`, left+10, y+18, html.EscapeString(name), left+10, y+34, skippedWhy)
 	}
 	b.WriteString(`<defs><marker id="caa-arrow" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#9aa3b2"/></marker></defs></svg>`)
 	return b.String()
