@@ -173,8 +173,9 @@ func Analyze(ctx context.Context, m *Model, maxLoops int) (*Analysis, error) {
 	}
 	a.Truncated = len(found) >= maxLoops
 
+	a.Loops = make([]*Loop, 0, len(found))
 	for _, c := range found {
-		l := &Loop{Polarity: Positive, links: c}
+		l := &Loop{Polarity: Positive, links: c, vars: make([]int, 0, len(c)), Variables: make([]string, 0, len(c))}
 		for _, li := range c {
 			lk := m.Links[li]
 			l.vars = append(l.vars, lk.from)
@@ -207,7 +208,11 @@ func Analyze(ctx context.Context, m *Model, maxLoops int) (*Analysis, error) {
 	})
 	titles := map[string]string{}
 	for _, nl := range m.Loops {
-		titles[varSetKey(m, nl.Variables)] = nl.Title
+		idx := make([]int, 0, len(nl.Variables))
+		for _, name := range nl.Variables {
+			idx = append(idx, m.index[Canonical(name)])
+		}
+		titles[intSetKey(idx)] = nl.Title
 	}
 	count := make([]int, n)
 	for _, l := range a.Loops {
@@ -222,7 +227,9 @@ func Analyze(ctx context.Context, m *Model, maxLoops int) (*Analysis, error) {
 			a.Indeterminate++
 			l.ID = fmt.Sprintf("U%d", a.Indeterminate)
 		}
-		l.Title = titles[varSetKey(m, l.Variables)]
+		if len(titles) > 0 {
+			l.Title = titles[intSetKey(l.vars)]
+		}
 		for _, v := range l.vars {
 			count[v]++
 		}
@@ -236,13 +243,11 @@ func Analyze(ctx context.Context, m *Model, maxLoops int) (*Analysis, error) {
 	return a, nil
 }
 
-func varSetKey(m *Model, names []string) string {
-	keys := make([]string, len(names))
-	for i, n := range names {
-		keys[i] = Canonical(n)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, "\x00")
+// intSetKey is a loop's variables as a set, for matching named loops.
+func intSetKey(vars []int) string {
+	s := append([]int{}, vars...)
+	sort.Ints(s)
+	return fmt.Sprint(s)
 }
 
 func unblock(u int, blocked []bool, bset []map[int]bool) {

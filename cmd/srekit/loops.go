@@ -70,6 +70,7 @@ A MODEL argument is a file, - for stdin, or the name of a shipped example
 	}
 
 	var maxLoops int
+	var countOnly bool
 	var format outputFormat = "table"
 	analyze := &cobra.Command{
 		Use:   "analyze MODEL",
@@ -80,7 +81,8 @@ shortest first, then by variable names, so the names do not change when the
 file is reordered. Links come from the file and from equations (an inflow is +,
 an outflow -, and equation terms get their sign where the algebra shows it).`,
 		Example: `  srekit loops analyze replica-checker
-  srekit loops analyze big.yaml --max-loops 100000 -o csv`,
+  srekit loops analyze big.yaml --max-loops 100000 -o csv
+  srekit loops analyze big.yaml --max-loops 1000000 --count`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := openModel(args[0])
@@ -90,6 +92,11 @@ an outflow -, and equation terms get their sign where the algebra shows it).`,
 			a, err := loops.Analyze(cmd.Context(), m, maxLoops)
 			if err != nil {
 				return err
+			}
+			if countOnly {
+				fmt.Printf("%d loops (%d reinforcing, %d balancing, %d indeterminate), truncated: %v\n",
+					len(a.Loops), a.Reinforcing, a.Balancing, a.Indeterminate, a.Truncated)
+				return nil
 			}
 			t := table{Header: []string{"loop", "kind", "length", "delays", "title", "variables"}}
 			for _, l := range a.Loops {
@@ -125,6 +132,7 @@ an outflow -, and equation terms get their sign where the algebra shows it).`,
 	}
 	analyze.Flags().IntVar(&maxLoops, "max-loops", loops.DefaultMaxLoops, "stop after this many loops")
 	analyze.Flags().VarP(&format, "output", "o", "output format: table, json or csv")
+	analyze.Flags().BoolVar(&countOnly, "count", false, "print only how many loops of each kind")
 
 	var diagOut, diagFormat, layout string
 	var labels int
