@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -256,7 +257,12 @@ func caaBatch(ctx context.Context, r *caa.Resolver, base caa.Request, fl caaChec
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
+	// One writer at a time: results from the workers and bad input lines
+	// from the reader.
+	var outMu sync.Mutex
 	emit := func(d caa.Decision) {
+		outMu.Lock()
+		defer outMu.Unlock()
 		note(d.Verdict)
 		if fl.output == "text" {
 			fmt.Fprintf(w, "%s\t%s\t%s\n", d.Verdict, displayName(d.Request), d.Reason)
@@ -269,7 +275,6 @@ func caaBatch(ctx context.Context, r *caa.Resolver, base caa.Request, fl caaChec
 	}
 	reqs := make(chan caa.Request)
 	readErr := make(chan error, 1)
-	bad := make(chan caa.Decision, 1024)
 	go func() {
 		defer close(reqs)
 		sc := bufio.NewScanner(in)
@@ -284,11 +289,7 @@ func caaBatch(ctx context.Context, r *caa.Resolver, base caa.Request, fl caaChec
 			req, err := caaRequest(base, s, fl.wildcard)
 			if err != nil {
 				req.Name = s
-				select {
-				case bad <- caa.Decision{Request: req, Verdict: caa.CannotDecide, Reason: fmt.Sprintf("line %d: %v", line, err), Climb: []caa.Lookup{}}:
-				case <-ctx.Done():
-					return
-				}
+				emit(caa.Decision{Request: req, Verdict: caa.CannotDecide, Reason: fmt.Sprintf("line %d: %v", line, err), Climb: []caa.Lookup{}})
 				continue
 			}
 			select {
@@ -299,32 +300,7 @@ func caaBatch(ctx context.Context, r *caa.Resolver, base caa.Request, fl caaChec
 		}
 		readErr <- sc.Err()
 	}()
-	done := make(chan struct{})
-	var badOut []caa.Decision
-	go func() {
-		r.Batch(ctx, reqs, caa.BatchOptions{Concurrency: fl.concurrency, Rate: fl.rate}, func(d caa.Decision) {
-			// Bad input lines are reported between results, from this one writer.
-			for {
-				select {
-				case b := <-bad:
-					emit(b)
-					continue
-				default:
-				}
-				break
-			}
-			emit(d)
-		})
-		close(done)
-	}()
-	<-done
-	close(bad)
-	for b := range bad {
-		badOut = append(badOut, b)
-	}
-	for _, b := range badOut {
-		emit(b)
-	}
+	r.Batch(ctx, reqs, caa.BatchOptions{Concurrency: fl.concurrency, Rate: fl.rate}, emit)
 	if bar != nil {
 		bar.Finish()
 		fmt.Fprintln(os.Stderr)
