@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -221,5 +222,21 @@ func TestCLDShipsWithLoops(t *testing.T) {
 	}
 	if found["re-replication storm"] != "reinforcing" || found["breaker"] != "balancing" || found["backoff"] != "balancing" {
 		t.Fatalf("%v", found)
+	}
+}
+
+// The parameter file in docs/replication.md parses, every field included.
+func TestDocumentedParamsParse(t *testing.T) {
+	f, err := os.Open("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := ParseParams("full.yaml", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Cluster.Nodes != 1000 || len(p.Events) != 4 || p.Mitigations.CircuitBreaker != 0.25 || p.Heartbeat.Rejoin != Duration(time.Minute) {
+		t.Fatalf("%+v", p)
 	}
 }
