@@ -91,8 +91,9 @@ func newWebhookSink(t *testing.T) *webhookSink {
 // way, restarts it, and checks the findings and webhook deliveries are exact.
 func TestEndToEnd100k(t *testing.T) {
 	n := 100_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 20_000
+		t.Logf("SMALLER RUN: %d entries per log instead of 100,000 (-short or -race)", n)
 	}
 	rfc := newTestLog(t, false, n, 40, 4000)
 	static := newTestLog(t, true, n, 40, 4000)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ct_test
+
+const raceEnabled = false
