@@ -86,6 +86,12 @@ func TestCAACommands(t *testing.T) {
 		}
 	}
 
+	// Only bad lines, more than any buffer: every one reported, no hang.
+	out, _, code = run(strings.Repeat("not..a.name\n", 3000), "caa", "check", "--file", "-", "--ca", "ca.example", res)
+	if code != exitCannotDecide || strings.Count(out, "\n") != 3000 {
+		t.Errorf("bad lines: exit %d, %d lines", code, strings.Count(out, "\n"))
+	}
+
 	// Usage errors exit 2 with one line.
 	if _, errOut, code := run("", "caa", "check", "x.test"); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("missing --ca: exit %d, %q", code, errOut)
