@@ -45,6 +45,8 @@ type Decoded struct {
 	// DurationNanos and TimeNanos come from pprof when it has them.
 	DurationNanos int64
 	TimeNanos     int64
+	// Labels the upload itself carries (OTLP resource attributes).
+	Labels Labels
 }
 
 // Formats srekit ingests.
@@ -88,6 +90,20 @@ func Decode(data []byte, format, kind, unit string, lim Limits) ([]Decoded, erro
 		var p *flame.Profile
 		p, err = collapsePerf(raw)
 		out = []Decoded{{Kind: orDefault(kind, "cpu"), Unit: orDefault(unit, "samples"), Profile: p}}
+	case FormatOTLP, FormatOTLPJSON:
+		out, err = decodeOTLP(raw, format == FormatOTLPJSON)
+		if err == nil && kind != "" {
+			var keep []Decoded
+			for _, d := range out {
+				if d.Kind == kind {
+					keep = append(keep, d)
+				}
+			}
+			out = keep
+			if len(out) == 0 {
+				err = fmt.Errorf("otlp profiles: no %s profile in the request", kind)
+			}
+		}
 	default:
 		return nil, fmt.Errorf("unknown format %q: want pprof, folded, lines or perf", format)
 	}

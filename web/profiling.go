@@ -38,6 +38,10 @@ const EnvAgentToken = "SREKIT_AGENT_TOKEN"
 // as the agent "server-HOSTNAME".
 const EnvPull = "SREKIT_PROFILING_PULL"
 
+// EnvOTLP enables OTLP profiles ingest (an alpha signal upstream):
+// format=otlp|otlp-json on /ingest and the OTLP/HTTP path /v1development/profiles.
+const EnvOTLP = "SREKIT_PROFILING_OTLP"
+
 // EnvMaxInflate overrides how many bytes one upload may decompress to
 // (256 MiB by default).
 const EnvMaxInflate = "SREKIT_PROFILING_MAX_INFLATE"
@@ -57,6 +61,7 @@ type profilingWeb struct {
 	s          *Server
 	svc        *profiling.Service
 	agentToken string
+	otlp       bool
 }
 
 func mountProfiling(s *Server) error {
@@ -68,7 +73,11 @@ func mountProfiling(s *Server) error {
 		}
 		p.svc.Limits.MaxDecompressed = n
 	}
+	p.otlp = os.Getenv(EnvOTLP) == "1" || os.Getenv(EnvOTLP) == "true"
 	up := BodyLimit(profilingUploadLimit)
+	if p.otlp {
+		s.HandleFunc("POST /v1development/profiles", p.otlpHTTP, Write(), up)
+	}
 	s.HandleFunc("GET /profiling", p.page)
 	s.HandleFunc("POST /ingest", p.ingest, Write(), up)
 	s.HandleFunc("POST /api/v1/profiling/ingest", p.ingest, Write(), up)
@@ -292,7 +301,12 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if kind == "" && format != profiling.FormatPprof {
+	isOTLP := format == profiling.FormatOTLP || format == profiling.FormatOTLPJSON
+	if isOTLP && !p.otlp {
+		Error(w, http.StatusBadRequest, "OTLP profiles are an alpha signal and are off: start the server with "+EnvOTLP+"=1")
+		return
+	}
+	if kind == "" && format != profiling.FormatPprof && !isOTLP {
 		kind = "cpu"
 	}
 	ds, err := profiling.Decode(data, format, kind, v.Get("units"), p.svc.Limits)
@@ -301,7 +315,9 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	source := format + " upload"
-	if spy := v.Get("spyName"); spy != "" {
+	if spy := v.Get("spyName"); spy == "otlp" {
+		source = "otlp"
+	} else if spy != "" {
 		source = "pyroscope:" + spy
 	}
 	var ids []int64
@@ -320,7 +336,16 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 				start = time.Unix(0, d.TimeNanos)
 			}
 		}
-		snap := &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: labels, Start: start, End: end, Source: source, Profile: d.Profile}
+		l := labels
+		if len(d.Labels) > 0 {
+			l = labels.Clone()
+			for k, v := range d.Labels {
+				if _, set := l[k]; !set {
+					l[k] = v
+				}
+			}
+		}
+		snap := &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: l, Start: start, End: end, Source: source, Profile: d.Profile}
 		id, dup, err := p.svc.DB.Save(r.Context(), snap)
 		if err != nil {
 			Error(w, http.StatusInternalServerError, err.Error())
@@ -333,6 +358,46 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"snapshots": ids, "duplicates": dups})
 }
+
+// otlpHTTP is the OTLP/HTTP profiles receiver (POST /v1development/profiles,
+// protobuf or JSON by Content-Type); labels come from resource attributes.
+func (p *profilingWeb) otlpHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	q.Set("format", profiling.FormatOTLP)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		q.Set("format", profiling.FormatOTLPJSON)
+	}
+	q.Set("spyName", "otlp")
+	r.URL.RawQuery = q.Encode()
+	if q.Get("format") == profiling.FormatOTLPJSON {
+		p.ingest(w, r)
+		return
+	}
+	// A protobuf client expects an ExportProfilesServiceResponse: an empty
+	// message (zero bytes) on success; errors stay srekit's JSON line.
+	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+	p.ingest(rec, r)
+	if rec.code == http.StatusOK {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	for k, v := range rec.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.code)
+	w.Write(rec.body.Bytes())
+}
+
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
 
 // uploadBody returns the profile bytes of a request: the "profile" part of a
 // multipart form (Pyroscope's pprof upload) or the whole body.

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pprofile"
+
 	"github.com/srekit/srekit/profiling"
 	"github.com/srekit/srekit/store/storetest"
 )
@@ -226,4 +228,49 @@ func TestAgentOverHTTPS(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatal("agent never registered over HTTPS")
+}
+
+func TestOTLPProfilesIngest(t *testing.T) {
+	base := newProfilingTestServer(t)
+	ps := pprofile.NewProfiles()
+	d := ps.Dictionary()
+	d.StringTable().Append("", "cpu", "nanoseconds", "main", "work")
+	d.FunctionTable().AppendEmpty()
+	d.FunctionTable().AppendEmpty().SetNameStrindex(3)
+	d.FunctionTable().AppendEmpty().SetNameStrindex(4)
+	d.LocationTable().AppendEmpty()
+	d.LocationTable().AppendEmpty().Lines().AppendEmpty().SetFunctionIndex(1)
+	d.LocationTable().AppendEmpty().Lines().AppendEmpty().SetFunctionIndex(2)
+	d.StackTable().AppendEmpty()
+	d.StackTable().AppendEmpty().LocationIndices().Append(2, 1)
+	rp := ps.ResourceProfiles().AppendEmpty()
+	rp.Resource().Attributes().PutStr("service.name", "otel-svc")
+	p := rp.ScopeProfiles().AppendEmpty().Profiles().AppendEmpty()
+	p.SampleType().SetTypeStrindex(1)
+	p.SampleType().SetUnitStrindex(2)
+	s := p.Samples().AppendEmpty()
+	s.SetStackIndex(1)
+	s.Values().Append(1000)
+	body, err := (&pprofile.ProtoMarshaler{}).MarshalProfiles(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Off by default: the signal is alpha.
+	if code, msg := post(t, base+"/ingest?name=x&format=otlp", "", body, pfToken); code != 400 || !strings.Contains(msg, EnvOTLP) {
+		t.Fatalf("OTLP while off: %d %s", code, msg)
+	}
+	t.Setenv(EnvOTLP, "1")
+	base = newProfilingTestServer(t)
+	code, msg := post(t, base+"/v1development/profiles", "application/x-protobuf", body, pfToken)
+	if code != 200 || msg != "" {
+		t.Fatalf("OTLP/HTTP: %d %q", code, msg)
+	}
+	var ss []profiling.Snapshot
+	getJSON(t, base+"/api/v1/profiling/snapshots?query=otel-svc", &ss)
+	if len(ss) != 1 || ss[0].Kind != "cpu" || ss[0].Total != 1000 || ss[0].Source != "otlp" {
+		t.Fatalf("stored: %+v", ss)
+	}
+	if code, _ := post(t, base+"/v1development/profiles", "application/x-protobuf", []byte("\xff\xff\xff"), pfToken); code != 400 {
+		t.Fatalf("bad OTLP body: %d", code)
+	}
 }
