@@ -441,3 +441,37 @@ func TestProfilingServerPull(t *testing.T) {
 		t.Fatalf("pulled capture %+v snapshot %+v", c, snap)
 	}
 }
+
+// TestProfilingTwoServersOnePostgres: two srekit servers share one
+// PostgreSQL; the agent polls one, the capture is requested on the other.
+func TestProfilingTwoServersOnePostgres(t *testing.T) {
+	dsn := storetest.PostgresURL(t)
+	open := func() *store.Store {
+		st, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	a := &pfServer{t: t, st: open(), addr: "127.0.0.1:0"}
+	b := &pfServer{t: t, st: open(), addr: "127.0.0.1:0"}
+	a.start()
+	t.Cleanup(a.stop)
+	b.start()
+	t.Cleanup(b.stop)
+	svcURL := startPprofService(t)
+	startAgent(t, profiling.AgentConfig{Server: a.url(), Token: pfToken, Name: "pg-host", Host: "pg-host",
+		Pprof: []profiling.PprofTarget{{Name: "api", URL: svcURL}}, PollWait: 2 * time.Second})
+	b.waitAgent("pg-host") // registered through A, seen through B
+	var c profiling.Capture
+	if code := b.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "pg-host", "target": "api", "kind": "goroutine"}, &c); code != 201 {
+		t.Fatalf("request on B: %d", code)
+	}
+	c = b.waitCapture(c.ID, 30*time.Second)
+	var snap profiling.Snapshot
+	b.api("GET", fmt.Sprintf("/api/v1/profiling/snapshots/%d", c.SnapshotID), nil, &snap)
+	if c.Status != profiling.StatusDone || snap.Labels["host"] != "pg-host" || snap.Total == 0 {
+		t.Fatalf("capture across servers: %+v %+v", c, snap)
+	}
+}
