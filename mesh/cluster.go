@@ -25,7 +25,8 @@ type cluster struct {
 	region    string // the front door's region, for locality
 	bal       Balancer
 	transport *http.Transport
-	tkey      string // what the transport depends on, to reuse it across reloads
+	h1        *h1Client // lean path for bodiless plain HTTP/1.1; nil otherwise
+	tkey      string    // what the transport depends on, to reuse it across reloads
 	scheme    string
 	budget    *retryBudget
 	m         *metrics
@@ -97,13 +98,21 @@ func newCluster(cfg Cluster, region string, old *cluster, m *metrics, log *slog.
 		c.tkey += fmt.Sprint(*cfg.TLS)
 	}
 	if old != nil && old.tkey == c.tkey {
-		c.transport = old.transport
+		c.transport, c.h1 = old.transport, old.h1
 	} else {
 		t, err := newTransport(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", cfg.Name, err)
 		}
 		c.transport = t
+		if cfg.TLS == nil && (cfg.Protocol == "" || cfg.Protocol == "http1") {
+			idle := cfg.MaxIdlePerEndpoint
+			if idle == 0 {
+				idle = 256
+			}
+			d := &net.Dialer{Timeout: cfg.ConnectTimeout.D(time.Second), KeepAlive: 30 * time.Second}
+			c.h1 = &h1Client{dial: d.DialContext, maxIdle: idle}
+		}
 	}
 	c.scheme = "http"
 	if cfg.TLS != nil {
@@ -212,6 +221,9 @@ func (c *cluster) close(closeIdle bool) {
 	c.wg.Wait()
 	if closeIdle {
 		c.transport.CloseIdleConnections()
+		if c.h1 != nil {
+			c.h1.closeIdle()
+		}
 	}
 }
 

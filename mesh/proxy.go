@@ -337,7 +337,15 @@ func (h *handler) try(ctx context.Context, out *http.Request, body []byte, c *cl
 	e.inflight.Add(1)
 	e.requests.Add(1)
 	start := time.Now()
-	res, err := c.transport.RoundTrip(req)
+	var res *http.Response
+	var err error
+	// The lean client retries on a fresh connection when a pooled one
+	// turns out dead, which is only safe for idempotent methods.
+	if c.h1 != nil && body == nil && (req.Body == nil || req.Body == http.NoBody) && idempotent(req.Method) {
+		res, err = c.h1.RoundTrip(req)
+	} else {
+		res, err = c.transport.RoundTrip(req)
+	}
 	now := time.Now()
 	rtt := now.Sub(start)
 	if g := gotConn.Load(); g != 0 && err == nil {
