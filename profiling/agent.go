@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,9 @@ type AgentConfig struct {
 	// MaxBuffered is how many results wait for an absent server (100 when
 	// zero); the oldest is dropped beyond it.
 	MaxBuffered int
+	// BufferDir, when set, keeps waiting results on disk too, so that they
+	// survive a restart of the agent; they are sent when it starts again.
+	BufferDir string
 	// CACert is a PEM file of the CA that signed the server's certificate.
 	CACert string
 	// AllowHTTP permits a plain-HTTP server that is not on loopback (the
@@ -88,13 +92,76 @@ type agent struct {
 }
 
 type upload struct {
-	captureID int64
-	format    string
-	data      []byte
-	start     time.Time
-	end       time.Time
-	preroll   bool
-	failure   string // when set, report a failed capture instead
+	CaptureID int64     `json:"capture_id"`
+	Format    string    `json:"format"`
+	Data      []byte    `json:"data"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	Preroll   bool      `json:"preroll"`
+	Failure   string    `json:"failure"` // when set, report a failed capture instead
+	file      string    // where it is kept on disk, with BufferDir
+}
+
+// spool writes u to the buffer directory (write then rename, so a crash
+// leaves no half file behind).
+func (a *agent) spool(u *upload) {
+	if a.cfg.BufferDir == "" {
+		return
+	}
+	b, err := json.Marshal(u)
+	if err != nil {
+		return
+	}
+	name := fmt.Sprintf("%020d-%d-%t-%d.json", time.Now().UnixNano(), u.CaptureID, u.Preroll, len(b))
+	tmp := filepath.Join(a.cfg.BufferDir, "."+name)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		a.log.Warn("agent: cannot keep the result on disk", "err", err)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(a.cfg.BufferDir, name)); err != nil {
+		a.log.Warn("agent: cannot keep the result on disk", "err", err)
+		return
+	}
+	u.file = filepath.Join(a.cfg.BufferDir, name)
+}
+
+func (a *agent) unspool(u upload) {
+	if u.file != "" {
+		os.Remove(u.file)
+	}
+}
+
+// loadSpool queues the results a previous run of the agent left on disk.
+func (a *agent) loadSpool() error {
+	if a.cfg.BufferDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(a.cfg.BufferDir, 0o700); err != nil {
+		return fmt.Errorf("agent: --buffer-dir: %w", err)
+	}
+	names, err := filepath.Glob(filepath.Join(a.cfg.BufferDir, "*.json"))
+	if err != nil {
+		return err
+	}
+	sort.Strings(names) // oldest first: names start with the time
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		var u upload
+		if err == nil {
+			err = json.Unmarshal(b, &u)
+		}
+		if err != nil || u.CaptureID == 0 {
+			a.log.Warn("agent: dropping an unreadable buffered result", "file", n, "err", err)
+			os.Remove(n)
+			continue
+		}
+		u.file = n
+		a.outbox = append(a.outbox, u)
+	}
+	if len(a.outbox) > 0 {
+		a.log.Info("agent: results from an earlier run to deliver", "count", len(a.outbox))
+	}
+	return nil
 }
 
 func (c *AgentConfig) validate() (*url.URL, error) {
@@ -207,6 +274,9 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 	}
 
+	if err := a.loadSpool(); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -374,7 +444,7 @@ func (a *agent) run(ctx context.Context, c *Capture) {
 			return
 		}
 		a.log.Warn("agent: capture failed", "id", c.ID, "err", err)
-		a.queue(upload{captureID: c.ID, failure: err.Error()})
+		a.queue(upload{CaptureID: c.ID, Failure: err.Error()})
 		return
 	}
 	// The pre-roll goes first: the live result marks the capture done.
@@ -409,7 +479,7 @@ func (a *agent) capture(ctx context.Context, c *Capture) ([]upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []upload{{captureID: c.ID, format: FormatPprof, data: data, start: start, end: time.Now()}}, nil
+	return []upload{{CaptureID: c.ID, Format: FormatPprof, Data: data, Start: start, End: time.Now()}}, nil
 }
 
 // pprofPaths maps capture kinds to net/http/pprof paths. Kinds that are
@@ -498,7 +568,7 @@ func (a *agent) capturePerf(ctx context.Context, c *Capture) ([]upload, error) {
 	if err := p.WriteFolded(&b); err != nil {
 		return nil, err
 	}
-	return []upload{{captureID: c.ID, format: FormatFolded, data: b.Bytes(), start: start, end: end}}, nil
+	return []upload{{CaptureID: c.ID, Format: FormatFolded, Data: b.Bytes(), Start: start, End: end}}, nil
 }
 
 func lastLine(b []byte) string {
@@ -508,10 +578,12 @@ func lastLine(b []byte) string {
 
 // queue adds a result to the outbox, dropping the oldest beyond MaxBuffered.
 func (a *agent) queue(u upload) {
+	a.spool(&u)
 	a.mu.Lock()
 	a.outbox = append(a.outbox, u)
 	if len(a.outbox) > a.cfg.MaxBuffered {
-		a.log.Warn("agent: result buffer full; dropping the oldest", "capture", a.outbox[0].captureID)
+		a.log.Warn("agent: result buffer full; dropping the oldest", "capture", a.outbox[0].CaptureID)
+		a.unspool(a.outbox[0])
 		a.outbox = a.outbox[1:]
 	}
 	a.mu.Unlock()
@@ -554,14 +626,15 @@ func (a *agent) deliver(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			a.log.Warn("agent: upload failed; keeping the result and retrying", "capture", u.captureID, "err", err, "buffered", a.buffered())
+			a.log.Warn("agent: upload failed; keeping the result and retrying", "capture", u.CaptureID, "err", err, "buffered", a.buffered())
 			backoff.wait(ctx)
 			continue
 		}
 		if err != nil {
-			a.log.Error("agent: server refused the result", "capture", u.captureID, "err", err)
+			a.log.Error("agent: server refused the result", "capture", u.CaptureID, "err", err)
 		}
 		backoff.reset()
+		a.unspool(*u)
 		a.mu.Lock()
 		a.outbox = a.outbox[1:]
 		a.mu.Unlock()
@@ -575,16 +648,16 @@ func (a *agent) send(ctx context.Context, u upload) error {
 	defer cancel()
 	var resp *http.Response
 	var err error
-	path := fmt.Sprintf("/api/v1/profiling/captures/%d/", u.captureID)
-	if u.failure != "" {
-		body, _ := json.Marshal(map[string]string{"error": u.failure})
+	path := fmt.Sprintf("/api/v1/profiling/captures/%d/", u.CaptureID)
+	if u.Failure != "" {
+		body, _ := json.Marshal(map[string]string{"error": u.Failure})
 		resp, err = a.do(sctx, "POST", path+"fail", nil, body, "application/json")
 	} else {
-		q := url.Values{"format": {u.format}, "start": {strconv.FormatInt(u.start.UnixMilli(), 10)}, "end": {strconv.FormatInt(u.end.UnixMilli(), 10)}}
-		if u.preroll {
+		q := url.Values{"format": {u.Format}, "start": {strconv.FormatInt(u.Start.UnixMilli(), 10)}, "end": {strconv.FormatInt(u.End.UnixMilli(), 10)}}
+		if u.Preroll {
 			q.Set("preroll", "true")
 		}
-		resp, err = a.do(sctx, "POST", path+"result", q, u.data, "application/octet-stream")
+		resp, err = a.do(sctx, "POST", path+"result", q, u.Data, "application/octet-stream")
 	}
 	if err != nil {
 		return err
@@ -711,7 +784,7 @@ func (a *agent) captureFromRing(ctx context.Context, c *Capture, r *ring) ([]upl
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, upload{captureID: c.ID, format: FormatPprof, data: data, start: lo, end: hi})
+			out = append(out, upload{CaptureID: c.ID, Format: FormatPprof, Data: data, Start: lo, End: hi})
 			break
 		}
 		timeout := time.NewTimer(time.Until(until) + a.cfg.PrerollChunk + 60*time.Second)
@@ -745,7 +818,7 @@ func (a *agent) captureFromRing(ctx context.Context, c *Capture, r *ring) ([]upl
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, upload{captureID: c.ID, format: FormatPprof, data: data, start: lo, end: hi, preroll: true})
+			out = append(out, upload{CaptureID: c.ID, Format: FormatPprof, Data: data, Start: lo, End: hi, Preroll: true})
 		}
 	}
 	return out, nil

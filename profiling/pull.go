@@ -67,7 +67,7 @@ func (s *Service) RunPull(ctx context.Context, name string, targets []PprofTarge
 				return
 			}
 			for _, u := range ups {
-				if _, err := s.Complete(context.WithoutCancel(ctx), c.ID, CaptureResult{Format: u.format, Data: u.data, Start: u.start, End: u.end, Preroll: u.preroll}); err != nil {
+				if _, err := s.Complete(context.WithoutCancel(ctx), c.ID, CaptureResult{Format: u.Format, Data: u.Data, Start: u.Start, End: u.End, Preroll: u.Preroll}); err != nil {
 					log.Warn("pull: store", "capture", c.ID, "err", err)
 				}
 			}

@@ -29,8 +29,9 @@ net/http/pprof endpoints of local services (--pprof), and perf record -g of
 the whole host or one PID (--perf). It runs only the kinds listed in --allow:
 a request can name a kind and a target, never a command.
 
-If the server goes away the agent keeps its results in memory (up to 100)
-and delivers them when it is back; it reconnects with backoff.
+If the server goes away the agent keeps its results in memory (up to 100;
+also on disk with --buffer-dir, so they survive an agent restart) and
+delivers them when it is back; it reconnects with backoff.
 
 With --preroll the agent profiles each pprof target continuously in 10-second
 pieces and keeps the last minutes; a capture with pre-roll (an alert rule
@@ -100,6 +101,7 @@ https:// server URL beyond this host; --ca-cert trusts a private CA.`,
 	f.StringArrayVar(&allow, "allow", nil, "capture kinds allowed, comma-separated: cpu,heap,allocs,goroutine,mutex,block,perf (default: all offered)")
 	f.DurationVar(&cfg.Preroll, "preroll", 0, "keep this much continuous CPU profile history per pprof target (e.g. 5m)")
 	f.DurationVar(&cfg.PrerollChunk, "preroll-chunk", 10*time.Second, "length of each pre-roll piece")
+	f.StringVar(&cfg.BufferDir, "buffer-dir", "", "keep undelivered results in this directory too, so they survive an agent restart")
 	f.StringVar(&cfg.CACert, "ca-cert", "", "PEM file of the CA that signed the server's certificate")
 	f.BoolVar(&cfg.AllowHTTP, "allow-http", false, "allow a plain-HTTP server beyond loopback (sends the token in clear)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
