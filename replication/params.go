@@ -286,7 +286,16 @@ func ParseParams(name string, r io.Reader) (Params, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && err != io.EOF {
-		return p, fmt.Errorf("%s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+		// one line: yaml lists several problems on several lines
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		var parts []string
+		for _, l := range strings.Split(msg, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				parts = append(parts, l)
+			}
+		}
+		return p, fmt.Errorf("%s: %s", name, strings.Join(parts, "; "))
 	}
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("%s: %w", name, err)
