@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -48,7 +49,42 @@ type caaForm struct {
 	Records string
 }
 
+// caaExample is a ready-made check over typed-in records: it needs no DNS,
+// so a newcomer (or `serve --demo` without network) sees the checker work.
+type caaExample struct {
+	Title, URL string
+}
+
+var caaExamples = func() []caaExample {
+	mk := func(title, name, ca, method, account, records string, wildcard bool) caaExample {
+		q := url.Values{"name": {name}, "ca": {ca}, "records": {records}}
+		if method != "" {
+			q.Set("method", method)
+		}
+		if account != "" {
+			q.Set("account", account)
+		}
+		if wildcard {
+			q.Set("wildcard", "1")
+		}
+		return caaExample{title, "/certs/caa?" + q.Encode()}
+	}
+	return []caaExample{
+		mk("the parent's policy decides for www", "www.example.com", "letsencrypt.org", "", "",
+			`example.com. CAA 0 issue "letsencrypt.org"`+"\n"+`example.com. CAA 0 iodef "mailto:security@example.com"`, false),
+		mk("issuewild forbids wildcards, issue still allows names", "example.com", "letsencrypt.org", "", "",
+			`@ CAA 0 issue "letsencrypt.org"`+"\n"+`@ CAA 0 issuewild ";"`, true),
+		mk("RFC 8657: only one account, only dns-01", "example.com", "letsencrypt.org", "http-01", "https://acme-v02.api.letsencrypt.org/acme/acct/1234",
+			`@ CAA 0 issue "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1234; validationmethods=dns-01"`, false),
+		mk("flag 1 on an unknown tag: the profiles disagree", "example.com", "letsencrypt.org", "", "",
+			`@ CAA 1 tbs "unknown"`+"\n"+`@ CAA 0 issue "letsencrypt.org"`, false),
+		mk("a CNAME to a name without CAA: the climb goes on at example.com, not at the target's parent", "shop.example.com", "pki.goog", "", "",
+			`shop.example.com. CNAME shops.hoster.example.`+"\n"+`hoster.example. CAA 0 issue "letsencrypt.org"`+"\n"+`example.com. CAA 0 issue "pki.goog"`, false),
+	}
+}()
+
 type caaView struct {
+	Examples []caaExample
 	Form     caaForm
 	Methods  []string
 	Error    string
@@ -126,7 +162,7 @@ func caaCheck(ctx context.Context, f caaForm) (*caa.Decision, *caa.Resolver, err
 }
 
 func (s *Server) caaPage(w http.ResponseWriter, r *http.Request) {
-	v := caaView{Form: caaFormFrom(r), Methods: []string{"", "dns-01", "http-01", "tls-alpn-01", "dns-account-01"}}
+	v := caaView{Examples: caaExamples, Form: caaFormFrom(r), Methods: []string{"", "dns-01", "http-01", "tls-alpn-01", "dns-account-01"}}
 	if res, err := caaResolver(); err == nil {
 		v.Resolver, v.Anchors = res.Server, res.Anchors != nil
 	}

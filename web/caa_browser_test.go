@@ -89,6 +89,23 @@ func TestBrowserCAA(t *testing.T) {
 		t.Errorf("records from the form: verdict %q, records %q", verdict, records)
 	}
 
+	// The examples on the empty page work without DNS.
+	var exampleCount int
+	if err := chromedp.Run(ctx,
+		chromedp.Navigate(base+"/certs/caa"),
+		chromedp.WaitVisible("#caa-examples", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelectorAll("#caa-examples a").length`, &exampleCount),
+		chromedp.Click("#caa-examples li:nth-child(5) a", chromedp.ByQuery),
+		chromedp.WaitVisible("#caa-result", chromedp.ByQuery),
+		chromedp.Text("#caa-verdict", &verdict, chromedp.ByQuery),
+		chromedp.Text("#caa-reason", &reason, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if exampleCount != 5 || !strings.EqualFold(verdict, "allowed") || !strings.Contains(reason, "at example.com.") {
+		t.Errorf("example: %d examples, verdict %q, reason %q", exampleCount, verdict, reason)
+	}
+
 	// Bad input: one clear error line, no result.
 	var errText string
 	if err := chromedp.Run(ctx,
