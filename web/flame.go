@@ -103,15 +103,16 @@ func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	idx := -1
+	idx, stype := -1, ""
 	if v := q.Get("sampleindex"); v != "" {
-		if idx, err = strconv.Atoi(v); err != nil {
-			Error(w, http.StatusBadRequest, "sampleindex: want a number")
-			return
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			idx = n
+		} else {
+			stype = v // a sample type name: cpu, alloc_space...
 		}
 	}
 	read := func(name string, r io.Reader) (*flame.Profile, bool) {
-		p, _, err := collapse.Collapse(r, format, collapse.Options{SampleIndex: idx})
+		p, _, err := collapse.Collapse(r, format, collapse.Options{SampleIndex: idx, SampleType: stype})
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {

@@ -49,7 +49,7 @@ type collapseFlags struct {
 	kernel, jit bool
 	all, addrs  bool
 	eventFilter string
-	sampleIndex int
+	sampleIndex string
 	maxPprof    int64
 	strict      bool
 	noTname     bool
@@ -69,7 +69,7 @@ func (f *collapseFlags) register(cmd *cobra.Command, formatFlag string) {
 	fl.BoolVar(&f.all, "all", false, "perf: all annotations (--kernel --jit)")
 	fl.BoolVar(&f.addrs, "addrs", false, "perf: keep raw addresses of unknown symbols")
 	fl.StringVar(&f.eventFilter, "event-filter", "", "perf: keep only this event (default: the first event seen)")
-	fl.IntVar(&f.sampleIndex, "sample-index", -1, "pprof: sample type to use, by index (default: the profile's default type)")
+	fl.StringVar(&f.sampleIndex, "sample-index", "", "pprof: sample type to use, by index (0, 1...) or name (cpu, alloc_space...); default: the profile's default type")
 	fl.Int64Var(&f.maxPprof, "max-pprof-bytes", collapse.DefaultMaxPprofBytes, "pprof: refuse profiles larger than this once decompressed")
 	fl.BoolVar(&f.strict, "strict", false, "fail on lines that are not stacks (by default they are skipped and reported)")
 	fl.BoolVar(&f.noTname, "no-thread-name", false, "jstack: leave thread names out of stacks")
@@ -100,11 +100,23 @@ func (f *collapseFlags) read(cmd *cobra.Command, name string) (*flame.Profile, e
 			r = io.TeeReader(file, bar)
 		}
 	}
+	idx, stype := -1, ""
+	if f.sampleIndex != "" {
+		if n, err := strconv.Atoi(f.sampleIndex); err == nil {
+			if n < 0 {
+				return nil, usagef("--sample-index %d: want 0 or more, or a sample type name", n)
+			}
+			idx = n
+		} else {
+			stype = f.sampleIndex
+		}
+	}
 	opts := collapse.Options{
 		Perf: collapse.PerfOptions{PID: f.pid, TID: f.tid, Kernel: f.kernel, JIT: f.jit, All: f.all,
 			Addrs: f.addrs, EventFilter: f.eventFilter},
 		Jstack:        collapse.JstackOptions{NoThreadName: f.noTname, ThreadID: f.tid2, ShortenPackages: f.shortenPkgs},
-		SampleIndex:   f.sampleIndex,
+		SampleIndex:   idx,
+		SampleType:    stype,
 		MaxPprofBytes: f.maxPprof,
 		Strict:        f.strict,
 		Warn:          func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "srekit: "+s) },

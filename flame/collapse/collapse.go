@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/google/pprof/profile"
@@ -48,6 +49,9 @@ type Options struct {
 	Jstack JstackOptions
 	// SampleIndex picks the pprof sample type (-1: the profile's default).
 	SampleIndex int
+	// SampleType picks the pprof sample type by name ("cpu", "alloc_space");
+	// it wins over SampleIndex.
+	SampleType string
 	// MaxPprofBytes bounds a pprof profile's size after decompression
 	// (DefaultMaxPprofBytes when 0), so a small gzip bomb cannot exhaust memory.
 	MaxPprofBytes int64
@@ -98,7 +102,16 @@ func Collapse(r io.Reader, format Format, o Options) (*flame.Profile, Format, er
 	case Folded:
 		p, err = flame.ParseFolded(in)
 	case Pprof:
-		p, err = PprofProfile(in, o.SampleIndex, o.MaxPprofBytes)
+		var pp *profile.Profile
+		if pp, err = readPprof(in, o.MaxPprofBytes); err == nil {
+			idx := o.SampleIndex
+			if o.SampleType != "" {
+				idx, err = PprofSampleIndex(pp, o.SampleType)
+			}
+			if err == nil {
+				p, err = flame.FromPprof(pp, idx)
+			}
+		}
 	default:
 		return nil, format, fmt.Errorf("unknown format %q", format)
 	}
@@ -202,6 +215,26 @@ func isBinary(head []byte) bool {
 // legacy text formats) and converts the sample type at sampleIndex (-1: the
 // default) with flame.FromPprof. max bounds the decompressed size.
 func PprofProfile(r io.Reader, sampleIndex int, max int64) (*flame.Profile, error) {
+	pp, err := readPprof(r, max)
+	if err != nil {
+		return nil, err
+	}
+	return flame.FromPprof(pp, sampleIndex)
+}
+
+// PprofSampleIndex finds a sample type by name ("cpu", "alloc_space"...).
+func PprofSampleIndex(pp *profile.Profile, sampleType string) (int, error) {
+	var names []string
+	for i, st := range pp.SampleType {
+		if st.Type == sampleType {
+			return i, nil
+		}
+		names = append(names, st.Type)
+	}
+	return 0, fmt.Errorf("no sample type %q (the profile has %s)", sampleType, strings.Join(names, ", "))
+}
+
+func readPprof(r io.Reader, max int64) (*profile.Profile, error) {
 	if max <= 0 {
 		max = DefaultMaxPprofBytes
 	}
@@ -225,5 +258,5 @@ func PprofProfile(r io.Reader, sampleIndex int, max int64) (*flame.Profile, erro
 	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	return flame.FromPprof(pp, sampleIndex)
+	return pp, nil
 }

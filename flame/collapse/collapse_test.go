@@ -134,6 +134,13 @@ func TestPprof(t *testing.T) {
 	if p.Total() != 6 || p.Unit != "samples" {
 		t.Errorf("sample index 0: total %d unit %s", p.Total(), p.Unit)
 	}
+	p, _, err = Collapse(bytes.NewReader(data), Pprof, Options{SampleType: "cpu"})
+	if err != nil || p.Total() != 6000 || p.Unit != "nanoseconds" {
+		t.Errorf("sample type cpu: %v total %d unit %s", err, p.Total(), p.Unit)
+	}
+	if _, _, err := Collapse(bytes.NewReader(data), Pprof, Options{SampleType: "alloc"}); err == nil || !strings.Contains(err.Error(), "samples, cpu") {
+		t.Errorf("unknown sample type: %v", err)
+	}
 	if _, _, err := Collapse(bytes.NewReader(data), Pprof, Options{SampleIndex: 5}); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("bad sample index: %v", err)
 	}
