@@ -222,6 +222,15 @@ func TestIntegration(t *testing.T) {
 		}
 	})
 
+	t.Run("timeout-through-unbound", func(t *testing.T) {
+		r := &caa.Resolver{Server: env.Resolver, Timeout: 300 * time.Millisecond, Retries: 1}
+		d := check(t, r, "www.slow", "ca.example")
+		if d.Verdict != caa.CannotDecide || !strings.Contains(d.Reason, "no answer") && !strings.Contains(d.Reason, "SERVFAIL") {
+			t.Fatalf("got %s: %s", d.Verdict, d.Reason)
+		}
+		t.Logf("through unbound: %s", d.Reason)
+	})
+
 	t.Run("timeout", func(t *testing.T) {
 		r := &caa.Resolver{Server: caatest.Blackhole(t), Timeout: 150 * time.Millisecond, Retries: 1}
 		d := check(t, r, "caa.test", "ca.example")

@@ -31,14 +31,16 @@ type Env struct {
 	// zones test., signed. (NSEC), nsec3. (NSEC3), bogus. (and broken.test., which fails to load, so
 	// it answers SERVFAIL); it answers REFUSED for names outside them.
 	Auth string
-	// Resolver is unbound, validating with the trust anchors of signed. and
-	// bogus.; empty when StartAuth was used.
+	// Resolver is unbound, validating with the trust anchors of signed.,
+	// nsec3. and bogus.; it sends slow. to a server that never answers.
+	// Empty when StartIn was asked for no resolver.
 	Resolver string
 	// AnchorFile holds the DS records of signed., nsec3. and bogus., for
 	// --trust-anchor.
 	AnchorFile string
 
-	procs []proc
+	procs   []proc
+	closers []func()
 }
 
 type proc struct {
@@ -248,6 +250,13 @@ func (e *Env) startUnbound() error {
 	for _, z := range []string{"test.", "signed.", "bogus.", "nsec3."} {
 		fmt.Fprintf(&stubs, "stub-zone:\n    name: %q\n    stub-addr: 127.0.0.1@%s\n", z, authPort)
 	}
+	// slow. is delegated to a server that never answers: the resolver
+	// keeps waiting and the client times out.
+	hole, err := e.blackhole()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&stubs, "stub-zone:\n    name: \"slow.\"\n    stub-addr: 127.0.0.1@%d\n", hole)
 	conf := fmt.Sprintf(`server:
     interface: 127.0.0.1@%d
     port: %d
@@ -272,6 +281,7 @@ func (e *Env) startUnbound() error {
     max-udp-size: 1232
     qname-minimisation: no
     local-zone: "test." nodefault
+    domain-insecure: "slow."
 remote-control:
     control-enable: no
 %s`, port, port, e.Dir, filepath.Join(e.Dir, "unbound.pid"), e.AnchorFile, stubs.String())
@@ -379,8 +389,54 @@ func (e *Env) start(name, path string, args ...string) error {
 	return nil
 }
 
+// blackhole listens on a free port for UDP and TCP and never answers.
+func (e *Env) blackhole() (int, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return 0, err
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		pc.Close()
+		return 0, err
+	}
+	e.closers = append(e.closers, func() { pc.Close(); ln.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	return port, nil
+}
+
 // Stop ends the servers this Env started.
 func (e *Env) Stop() {
+	for _, c := range e.closers {
+		c()
+	}
+	e.closers = nil
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		p := e.procs[i]
 		p.cmd.Process.Signal(syscall.SIGTERM)
