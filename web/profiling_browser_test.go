@@ -111,6 +111,22 @@ func TestProfilingBrowseAndCapture(t *testing.T) {
 	if !strings.Contains(status, "done") || !strings.Contains(graph, "/api/v1/profiling/snapshots/") {
 		t.Fatalf("capture: status %q, graph %q", status, graph)
 	}
+	// An alert rule added from the page is listed after the reload.
+	var rules string
+	err = chromedp.Run(bctx,
+		chromedp.SetValue("#rule-name", "latency", chromedp.ByID),
+		chromedp.SetValue("#rule-matchers", "alertname=HighLatency,team=shop", chromedp.ByID),
+		chromedp.SetValue("#rule-target", "api", chromedp.ByID),
+		chromedp.Click(`#rule-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#alert-rules .rule-delete`, chromedp.ByQuery),
+		chromedp.Text("#alert-rules", &rules, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rules, "latency") || !strings.Contains(rules, `alertname="HighLatency"`) || !strings.Contains(rules, "label instance") {
+		t.Fatalf("alert rules: %q", rules)
+	}
 	if dir := os.Getenv("SREKIT_SCREENSHOT_DIR"); dir != "" {
 		webtest.Screenshot(bctx, filepath.Join(dir, "profiling.png"))
 	}

@@ -120,6 +120,22 @@
     }
   }
 
+  async function addRule(e) {
+    e.preventDefault();
+    const matchers = {};
+    for (const kv of $("rule-matchers").value.split(",")) {
+      const i = kv.indexOf("=");
+      if (i > 0) matchers[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+    }
+    try {
+      await srekit.api("POST", "/api/v1/profiling/alert-rules", {
+        name: $("rule-name").value, matchers, agent_label: $("rule-agent-label").value, target: $("rule-target").value,
+        kind: $("rule-kind").value, seconds: parseInt($("rule-seconds").value, 10), preroll: $("rule-preroll").checked,
+      });
+      location.reload();
+    } catch (err) { alert(err.message); }
+  }
+
   async function addSchedule(e) {
     e.preventDefault();
     try {
@@ -137,6 +153,12 @@
     if ($("capture-form")) $("capture-form").onsubmit = capture;
     $("search-form").onsubmit = search;
     $("diff-form").onsubmit = compare;
+    $("rule-form").onsubmit = addRule;
+    for (const b of document.querySelectorAll(".rule-delete")) {
+      b.onclick = async () => {
+        try { await srekit.api("DELETE", "/api/v1/profiling/alert-rules/" + b.dataset.id); location.reload(); } catch (err) { alert(err.message); }
+      };
+    }
     if ($("schedule-form")) $("schedule-form").onsubmit = addSchedule;
     for (const b of document.querySelectorAll(".sched-delete")) {
       b.onclick = async () => {
