@@ -2,6 +2,7 @@ package firmware
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -133,5 +134,62 @@ func TestCommandRollout(t *testing.T) {
 		if h.State != want || strings.TrimSpace(string(b)) != wantV {
 			t.Errorf("%s: %s (%s), file %q", h.Host, h.State, h.Detail, b)
 		}
+	}
+}
+
+// TestUnhealthyHostsLeftAlone: a host whose health check fails before the
+// install is not touched, does not count against the release, and uses up
+// the unavailability budget of the concurrency formula.
+func TestUnhealthyHostsLeftAlone(t *testing.T) {
+	s := storetest.SQLite(t)
+	ctx := context.Background()
+	f := newFleet(t, s, 10)
+	_, payload := f.release(t, "1.46.0", "ok")
+	dir := t.TempDir()
+	spec := f.spec("1.46.0")
+	spec.Phases = []PhaseSpec{{"canary", 10}, {"all", 100}}
+	spec.ConcurrentPercent = 30 // ceil(30% of 10) - 1 unhealthy = 2 at once
+	p, err := f.db.PlanRollout(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sick := p.Phases[1][0].Host
+	os.WriteFile(filepath.Join(dir, sick), nil, 0o644)
+	// Healthy unless a file named after the host exists.
+	spec.Health = Hook{Command: []string{"sh", "-c", `test ! -e "` + dir + `/$SREKIT_HOST"`}}
+	id, _ := f.start(t, spec)
+	if err := f.controller(payload).Run(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := f.db.RolloutHosts(ctx, id)
+	for _, h := range hosts {
+		b := f.bmcs[h.Host]
+		want, installs := HostDone, 1
+		if h.Host == sick {
+			want, installs = HostUnhealthy, 0
+		}
+		if h.State != want || b.Installs() != installs {
+			t.Errorf("%s: %s (%s), %d installs", h.Host, h.State, h.Detail, b.Installs())
+		}
+	}
+	r, _ := f.db.FindRelease(ctx, f.key, "1.46.0")
+	if r.KnownBad {
+		t.Error("an unhealthy host made the release known-bad")
+	}
+
+	// With a budget of ceil(10% of 10) = 1, the unhealthy host spends it:
+	// the rollout halts, but the release is not blamed.
+	for _, b := range f.bmcs {
+		b.SetVersion("BMC", "1.45.0")
+	}
+	spec.ConcurrentPercent = 10
+	s.Exec(ctx, "UPDATE fw_host_components SET version = '1.45.0'")
+	id2, _ := f.start(t, spec)
+	err = f.controller(payload).Run(ctx, id2)
+	if !errors.Is(err, ErrHalted) || !strings.Contains(err.Error(), "budget spent") {
+		t.Fatalf("Run = %v, want a budget halt", err)
+	}
+	if r, _ := f.db.FindRelease(ctx, f.key, "1.46.0"); r.KnownBad {
+		t.Error("a budget halt made the release known-bad")
 	}
 }

@@ -36,6 +36,10 @@ const (
 	// cannot be known, so it is not retried (never twice) and not counted
 	// against the release; an operator looks at it.
 	HostInterrupted = "interrupted"
+	// HostUnhealthy is a host whose health check failed before anything was
+	// done to it: it is left alone and counts as unhealthy in the
+	// concurrency formula, not against the release.
+	HostUnhealthy = "unhealthy"
 )
 
 // Rollout is a stored rollout.
@@ -563,8 +567,8 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 	var resume []RolloutHost
 	failedTotal, done, failed := 0, 0, 0
 	for _, h := range all {
-		if h.State == HostFailed {
-			failedTotal++
+		if h.State == HostFailed || h.State == HostUnhealthy {
+			failedTotal++ // unhealthy, for the concurrency formula
 		}
 		if h.Phase != phase {
 			continue
@@ -604,11 +608,13 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 		}(h)
 	}
 	reason := halt()
+	budget := false // halted because the unavailability budget is spent
 	for {
 		for reason == "" && ctx.Err() == nil && len(pending) > 0 && InWindow(spec.Windows, c.now()) {
 			limit := Concurrency(spec.MaxConcurrent, spec.ConcurrentPercent, ro.Record.Total, failedTotal)
 			if limit == 0 && inflight == 0 {
-				reason = fmt.Sprintf("unavailability budget spent: %d hosts failed, ceil(%.4g%% of %d) allows none", failedTotal, spec.ConcurrentPercent, ro.Record.Total)
+				budget = true
+				reason = fmt.Sprintf("unavailability budget spent: %d hosts failed or unhealthy, ceil(%.4g%% of %d) allows none", failedTotal, spec.ConcurrentPercent, ro.Record.Total)
 				break
 			}
 			if inflight >= limit {
@@ -654,6 +660,9 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 		state, detail := HostDone, ""
 		if r.state != "" {
 			state, detail = r.state, r.err.Error()
+			if state == HostUnhealthy {
+				failedTotal++
+			}
 		} else if r.err != nil {
 			state, detail = HostFailed, r.err.Error()
 			failed++
@@ -677,7 +686,7 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 		return ctx.Err()
 	}
 	if reason != "" {
-		return c.halt(ctx, ro, rel, phase, reason)
+		return c.halt(ctx, ro, rel, phase, reason, !budget)
 	}
 	return nil
 }
@@ -702,6 +711,14 @@ func (c *Controller) install(ctx context.Context, id int64, h RolloutHost, rel S
 	}
 	if ctx.Err() != nil {
 		return result{h: h, aborted: true, unclaim: true}
+	}
+	// A host already unhealthy is not touched: installing on it would
+	// blame the release for what was broken before.
+	if err := spec.Health.Run(ctx, "health", h.Host, rel.Version); err != nil {
+		if ctx.Err() != nil {
+			return result{h: h, aborted: true, unclaim: true}
+		}
+		return result{h: h, state: HostUnhealthy, err: fmt.Errorf("unhealthy before the install, left alone: %w", err)}
 	}
 	if err := spec.Drain.Run(ctx, "drain", h.Host, rel.Version); err != nil {
 		if ctx.Err() != nil {
@@ -809,14 +826,20 @@ func (c *Controller) finish(ctx context.Context, id int64, h RolloutHost, rel St
 	})
 }
 
-func (c *Controller) halt(ctx context.Context, ro Rollout, rel StoredRelease, phase int, reason string) error {
+// halt stops a rollout. A halt by a failure rule marks the release
+// known-bad; a halt because the unavailability budget is spent does not
+// (unhealthy hosts may have spent it), and says so.
+func (c *Controller) halt(ctx context.Context, ro Rollout, rel StoredRelease, phase int, reason string, markBad bool) error {
 	if _, err := c.DB.S.Exec(ctx, "UPDATE fw_rollouts SET state = ?, halt_reason = ?, phase = ?, updated_at = ? WHERE id = ?",
 		RolloutHalted, reason, phase, c.now().UTC(), ro.ID); err != nil {
 		return err
 	}
+	c.emit(Event{Rollout: ro.ID, Phase: phase, State: "halted", Detail: reason})
+	if !markBad {
+		return fmt.Errorf("rollout %d: %w in phase %d: %s; the release is not marked known-bad", ro.ID, ErrHalted, phase+1, reason)
+	}
 	if err := c.DB.MarkBad(ctx, rel.ID, true, fmt.Sprintf("rollout %d halted: %s", ro.ID, reason)); err != nil {
 		return err
 	}
-	c.emit(Event{Rollout: ro.ID, Phase: phase, State: "halted", Detail: reason})
 	return fmt.Errorf("rollout %d: %w in phase %d: %s; release %s marked known-bad", ro.ID, ErrHalted, phase+1, reason, rel.Version)
 }
