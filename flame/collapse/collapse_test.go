@@ -161,6 +161,11 @@ func TestStrictAndSkips(t *testing.T) {
 	if _, _, err := Collapse(strings.NewReader(in), Folded, Options{Strict: true}); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("strict: %v", err)
 	}
+	// negative counts are not stacks
+	p, _, err = Collapse(strings.NewReader("a;b -5\nc 1\n"), Folded, Options{})
+	if err != nil || p.Skipped.Count != 1 || p.Total() != 1 {
+		t.Errorf("negative count: %v skipped %d total %d", err, p.Skipped.Count, p.Total())
+	}
 	// a line over the limit is skipped and reported, not fatal
 	long := "x;" + strings.Repeat("y", 5<<20) + " 1\nok 1\n"
 	p, _, err = Collapse(strings.NewReader(long), Folded, Options{})
