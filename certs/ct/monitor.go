@@ -108,8 +108,9 @@ func (m *Monitor) Run(ctx context.Context) error {
 		// Deliver what the last commits found before returning, unless the
 		// caller is being torn down.
 		if ctx.Err() == nil {
-			m.Notifier.Kick()
-			m.Notifier.Drain(nctx)
+			if err := m.Notifier.Drain(nctx); err != nil {
+				errs = append(errs, fmt.Errorf("findings are stored but not all delivered (retried on the next run): %w", err))
+			}
 		}
 		stopNotify()
 		<-notifyDone

@@ -3,6 +3,7 @@ package ct_test
 import (
 	"context"
 	"net/http/httptest"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -129,5 +130,37 @@ func TestMonitorSmallBothAPIs(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestUndeliveredFindingsAreReportedAndRetried: a failing hook leaves the
+// findings pending and makes Run fail; the next run delivers them once.
+func TestUndeliveredFindingsAreReportedAndRetried(t *testing.T) {
+	tl := newTestLog(t, false, 300, 30, 0)
+	st := storetest.SQLite(t)
+	flag := t.TempDir() + "/ok"
+	out := t.TempDir() + "/out"
+	hook := `test -e ` + flag + ` && echo "$SREKIT_CT_DELIVERY_ID" >> ` + out
+	m := &ct.Monitor{Store: st, Logs: tl.list.Logs, Rules: scenarioRules(t), Once: true, Notifier: &ct.Notifier{Store: st, Hook: hook}}
+	if err := m.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "not all delivered") {
+		t.Fatalf("a failing hook was not reported: %v", err)
+	}
+	pending, _ := ct.Findings(context.Background(), st, ct.FindingFilter{Pending: true})
+	if len(pending) != len(tl.sc.Expected) || pending[0].NotifyAttempts < 1 || pending[0].NotifyError == "" {
+		t.Fatalf("%d pending of %d; first %+v", len(pending), len(tl.sc.Expected), pending[0])
+	}
+	os.WriteFile(flag, nil, 0o644)
+	m2 := &ct.Monitor{Store: st, Logs: tl.list.Logs, Rules: scenarioRules(t), Once: true, Notifier: &ct.Notifier{Store: st, Hook: hook}}
+	if err := m2.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Fields(string(b))
+	seen := map[string]bool{}
+	for _, l := range lines {
+		seen[l] = true
+	}
+	if len(lines) != len(tl.sc.Expected) || len(seen) != len(lines) {
+		t.Fatalf("hook ran %d times (%d distinct) for %d findings", len(lines), len(seen), len(tl.sc.Expected))
 	}
 }
