@@ -43,7 +43,7 @@ type ctWatchFlags struct {
 	workers                                                                                   int
 	batch, startIndex                                                                         uint64
 	rate                                                                                      float64
-	poll                                                                                      time.Duration
+	poll, reload                                                                              time.Duration
 }
 
 func ctWatchCmd() *cobra.Command {
@@ -103,6 +103,7 @@ New logs are read from the beginning, so the whole tree is verified;
 	f.Uint64Var(&fl.batch, "batch", 256, "entries per RFC 6962 get-entries request")
 	f.Float64Var(&fl.rate, "rate", 0, "most requests per second per log (0: no limit)")
 	f.DurationVar(&fl.poll, "poll", time.Minute, "wait between tree head fetches when tailing")
+	f.DurationVar(&fl.reload, "reload", time.Hour, "reload the log list this often when tailing (0: never)")
 	f.Uint64Var(&fl.startIndex, "start-index", 0, "start logs new to the database at this entry index")
 	f.StringVar(&fl.startDate, "start-date", "", "start logs new to the database at this date (YYYY-MM-DD or RFC 3339)")
 	f.StringVar(&fl.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address")
@@ -159,12 +160,7 @@ func runCTWatch(ctx context.Context, fl ctWatchFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	var logs []*ct.LogInfo
-	for _, l := range ll.Logs {
-		if fl.logFilter == "" || strings.Contains(strings.ToLower(l.Description), strings.ToLower(fl.logFilter)) {
-			logs = append(logs, l)
-		}
-	}
+	logs := filterLogs(ll, fl.logFilter)
 	if len(logs) == 0 {
 		return fmt.Errorf("no logs in %s match %q", fl.logList, fl.logFilter)
 	}
@@ -208,13 +204,88 @@ func runCTWatch(ctx context.Context, fl ctWatchFlags, args []string) error {
 		defer bar.finish()
 	}
 	start := time.Now()
-	runErr := m.Run(ctx)
+	var runErr error
+	for {
+		// When tailing, the log list is reloaded every --reload and the
+		// monitor restarted on the new set of logs (state is in the store).
+		runCtx, cancel := context.WithCancel(ctx)
+		var newList *ct.LogList
+		reloaded := make(chan struct{})
+		if !fl.once && fl.reload > 0 {
+			go func() {
+				defer close(reloaded)
+				t := time.NewTicker(fl.reload)
+				defer t.Stop()
+				for {
+					select {
+					case <-runCtx.Done():
+						return
+					case <-t.C:
+					}
+					nl, err := ct.LoadLogList(runCtx, fl.logList, hc)
+					if err != nil {
+						logger.Warn("reload log list", "err", err)
+						continue
+					}
+					metrics.LogList(nl.Timestamp)
+					ct.SaveLogListInfo(runCtx, st, fl.logList, nl)
+					if !sameLogs(m.Logs, filterLogs(nl, fl.logFilter)) {
+						newList = nl
+						cancel()
+						return
+					}
+				}
+			}()
+		} else {
+			close(reloaded)
+		}
+		runErr = m.Run(runCtx)
+		cancel()
+		<-reloaded
+		if newList == nil || ctx.Err() != nil {
+			break
+		}
+		m.Logs = filterLogs(newList, fl.logFilter)
+		logger.Info("log list changed; monitoring the new set of logs", "logs", len(m.Logs))
+	}
 	fs, err := ct.Findings(context.WithoutCancel(ctx), st, ct.FindingFilter{})
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
 	fmt.Fprintf(os.Stderr, "srekit: %d logs, %d findings stored (%s); 'srekit ct findings' lists them\n", len(logs), len(fs), time.Since(start).Round(time.Millisecond))
 	return runErr
+}
+
+// filterLogs keeps the logs whose description contains filter.
+func filterLogs(ll *ct.LogList, filter string) []*ct.LogInfo {
+	var out []*ct.LogInfo
+	for _, l := range ll.Logs {
+		if filter == "" || strings.Contains(strings.ToLower(l.Description), strings.ToLower(filter)) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sameLogs reports whether two log sets have the same logs at the same URLs and states.
+func sameLogs(a, b []*ct.LogInfo) bool {
+	key := func(ls []*ct.LogInfo) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range ls {
+			m[l.IDString()+" "+l.URL+" "+l.State] = true
+		}
+		return m
+	}
+	ka, kb := key(a), key(b)
+	if len(ka) != len(kb) {
+		return false
+	}
+	for k := range ka {
+		if !kb[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // ctProgress is one progress bar over every log's backlog.

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/srekit/srekit/certs/ct/ctlogtest"
 )
@@ -83,5 +88,57 @@ func TestCTAndSCTUsageErrors(t *testing.T) {
 	_, stderr, code := run(t, "", "ct", "watch", "example.com", "--log-list", "/nonexistent.json")
 	if code != 1 || !strings.Contains(stderr, "nonexistent") {
 		t.Errorf("missing log list: exit %d, %q", code, stderr)
+	}
+}
+
+// TestCTWatchReloadsLogList: when tailing, a log added to the list file is
+// picked up at the next reload; SIGINT stops the monitor cleanly.
+func TestCTWatchReloadsLogList(t *testing.T) {
+	var logs []*ctlogtest.Log
+	var entries []ctlogtest.LogListEntry
+	for i := range 2 {
+		l, _ := ctlogtest.NewLog("", i == 1)
+		sc, _ := ctlogtest.NewScenario()
+		sc.Fill(l, 300, 10, 0)
+		l.Publish()
+		srv := httptest.NewServer(l.Handler())
+		defer srv.Close()
+		logs = append(logs, l)
+		entries = append(entries, ctlogtest.LogListEntry{Log: l, URL: srv.URL + "/", Description: fmt.Sprint("reload log ", i)})
+	}
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list.json")
+	os.WriteFile(list, ctlogtest.LogList(entries[0]), 0o644)
+	db := filepath.Join(dir, "ct.db")
+	cmd := exec.Command(srekitBin, "ct", "watch", ".sub.example", "--db", db, "--log-list", list, "--poll", "200ms", "--reload", "500ms")
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor := func(what string, ok func(string) bool) {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			out, _, _ := run(t, "", "ct", "logs", "--db", db)
+			if ok(out) {
+				return
+			}
+		}
+		out, _, _ := run(t, "", "ct", "logs", "--db", db)
+		t.Fatalf("timed out waiting for %s: %s\nstderr: %s", what, out, errb.String())
+	}
+	waitFor("log 0", func(s string) bool { return strings.Contains(s, "reload log 0") && strings.Contains(s, "ok") })
+	os.WriteFile(list, ctlogtest.LogList(entries...), 0o644)
+	waitFor("log 1", func(s string) bool { return strings.Contains(s, "reload log 1") && strings.Count(s, " ok ") >= 2 })
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGINT: %v; stderr %s", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop on SIGINT")
 	}
 }
