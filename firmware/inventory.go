@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -235,8 +236,9 @@ func ReadBMC(ctx context.Context, t BMCTarget, c *redfish.Client) (Host, error) 
 
 // ReadBMCs reads many BMCs, workers at a time, each within timeout. It
 // returns the hosts read (in the order given) and an error per BMC that
-// could not be read.
-func ReadBMCs(ctx context.Context, targets []BMCTarget, workers int, timeout time.Duration) ([]Host, []error) {
+// could not be read. httpc, when not nil, is the HTTP client to use (a
+// BMC's CA, timeouts).
+func ReadBMCs(ctx context.Context, targets []BMCTarget, workers int, timeout time.Duration, httpc *http.Client) ([]Host, []error) {
 	workers = max(workers, 1)
 	hosts := make([]Host, len(targets))
 	errs := make([]error, len(targets))
@@ -250,7 +252,7 @@ func ReadBMCs(ctx context.Context, targets []BMCTarget, workers int, timeout tim
 			defer func() { <-sem }()
 			tctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			hosts[i], errs[i] = ReadBMC(tctx, t, nil)
+			hosts[i], errs[i] = ReadBMC(tctx, t, &redfish.Client{BaseURL: t.URL, User: t.User, Password: t.Password, HTTP: httpc})
 		}(i, t)
 	}
 	wg.Wait()

@@ -50,7 +50,7 @@ func newFleet(t *testing.T, s *store.Store, n int) *fleet {
 		targets = append(targets, BMCTarget{Host: name, URL: url, Model: "Contoso 1U", Rack: fmt.Sprintf("rack%02d", i/20), Zone: fmt.Sprintf("zone%d", i%2)})
 	}
 	// Inventory straight from the BMCs, as `srekit firmware inventory --bmcs` does.
-	hosts, errs := ReadBMCs(ctx, targets, 16, 30*time.Second)
+	hosts, errs := ReadBMCs(ctx, targets, 16, 30*time.Second, nil)
 	if len(errs) > 0 || len(hosts) != n {
 		t.Fatalf("read %d BMCs, errors %v", len(hosts), errs)
 	}

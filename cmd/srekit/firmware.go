@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -411,9 +413,9 @@ func fwTargetCmd() *cobra.Command {
 
 func fwInventoryCmd() *cobra.Command {
 	var (
-		root, bmcFile, send, token string
-		save                       bool
-		out                        = outputFormat("json")
+		root, bmcFile, send, token, bmcCA string
+		save, bmcInsecure                 bool
+		out                               = outputFormat("json")
 	)
 	cmd := &cobra.Command{
 		Use:   "inventory",
@@ -442,7 +444,11 @@ srekit server (--send URL, with --token).`,
 					return fmt.Errorf("%s: %w", bmcFile, err)
 				}
 				var errs []error
-				hosts, errs = firmware.ReadBMCs(cmd.Context(), targets, 16, 60*time.Second)
+				httpc, err := bmcHTTPClient(bmcCA, bmcInsecure)
+				if err != nil {
+					return err
+				}
+				hosts, errs = firmware.ReadBMCs(cmd.Context(), targets, 16, 60*time.Second, httpc)
 				for _, err := range errs {
 					fmt.Fprintln(os.Stderr, "srekit: "+err.Error())
 				}
@@ -488,6 +494,8 @@ srekit server (--send URL, with --token).`,
 	f := cmd.Flags()
 	f.StringVar(&root, "root", "/", "where /sys and /proc are (for a chroot or a copied tree)")
 	f.StringVar(&bmcFile, "bmcs", "", "YAML list of BMCs to read over Redfish")
+	f.StringVar(&bmcCA, "bmc-ca", "", "PEM file of the CA that signed the BMCs' certificates")
+	f.BoolVar(&bmcInsecure, "bmc-insecure", false, "do not verify BMC certificates (self-signed BMCs; prefer --bmc-ca)")
 	f.BoolVar(&save, "store", false, "store in the database (--db)")
 	f.StringVar(&send, "send", "", "srekit server to send the inventory to")
 	f.StringVar(&token, "token", os.Getenv("SREKIT_TOKEN"), "bearer token of the server (env SREKIT_TOKEN)")
@@ -845,14 +853,36 @@ func fwPlan(cmd *cobra.Command, db *firmware.DB, path string) (*firmware.Plan, e
 }
 
 type fwRunFlags struct {
-	user, passwordEnv string
-	allow             []string
+	user, passwordEnv, ca string
+	insecure              bool
+	allow                 []string
+}
+
+// bmcHTTPClient is the HTTP client for BMCs: their certificates are often
+// signed by a private CA (--bmc-ca) or self-signed (--bmc-insecure).
+func bmcHTTPClient(caFile string, insecure bool) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: insecure}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		tr.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Minute}, nil
 }
 
 func (f *fwRunFlags) flags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.user, "bmc-user", os.Getenv("SREKIT_BMC_USER"), "BMC user name (env SREKIT_BMC_USER)")
 	cmd.Flags().StringVar(&f.passwordEnv, "bmc-password-env", "SREKIT_BMC_PASSWORD", "environment variable holding the BMC password")
 	cmd.Flags().StringSliceVar(&f.allow, "allow", nil, "programs a command install may run (e.g. --allow ssh)")
+	cmd.Flags().StringVar(&f.ca, "bmc-ca", "", "PEM file of the CA that signed the BMCs' certificates")
+	cmd.Flags().BoolVar(&f.insecure, "bmc-insecure", false, "do not verify BMC certificates (self-signed BMCs; prefer --bmc-ca)")
 }
 
 func (f *fwRunFlags) run(cmd *cobra.Command, db *firmware.DB, id int64) error {
@@ -893,11 +923,15 @@ func (f *fwRunFlags) run(cmd *cobra.Command, db *firmware.DB, id int64) error {
 			PayloadPath: pp, TargetVersion: rel.Version}
 	default:
 		pw := os.Getenv(f.passwordEnv)
+		httpc, err := bmcHTTPClient(f.ca, f.insecure)
+		if err != nil {
+			return err
+		}
 		inst = &firmware.RedfishInstaller{Target: spec.Install.Target, Filename: name, Payload: payload,
 			SimpleUpdate: spec.Install.SimpleUpdate, ImageURL: spec.Install.ImageURL,
 			Wait: redfish.WaitOptions{Poll: spec.Install.Poll.D(), Stall: spec.Install.Stall.D()},
 			Client: func(bmc string) *redfish.Client {
-				return &redfish.Client{BaseURL: bmc, User: f.user, Password: pw, HTTP: &http.Client{Timeout: 5 * time.Minute}}
+				return &redfish.Client{BaseURL: bmc, User: f.user, Password: pw, HTTP: httpc}
 			}}
 	}
 	c := &firmware.Controller{DB: db, Installer: inst, Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))}
