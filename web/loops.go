@@ -2,12 +2,14 @@ package web
 
 import (
 	"context"
+	"errors"
 	"html/template"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/srekit/srekit/loops"
+	"github.com/srekit/srekit/store"
 )
 
 func init() {
@@ -17,6 +19,13 @@ func init() {
 		Summary: "causal loop diagrams: find reinforcing and balancing loops, draw them, simulate and see which loop dominates",
 		Order:   20,
 		Mount:   mountLoops,
+		Demo: func(ctx context.Context, st *store.Store) error {
+			_, data, err := loops.ExampleSource("capacity-overload")
+			if err != nil {
+				return err
+			}
+			return loops.SaveModel(ctx, st, "my retry storm", string(data))
+		},
 	})
 }
 
@@ -32,12 +41,59 @@ func mountLoops(s *Server) error {
 	})
 	s.HandleFunc("POST /api/v1/loops/analyze", s.loopsAPIAnalyze, BodyLimit(2<<20))
 	s.HandleFunc("POST /api/v1/loops/simulate", s.loopsAPISimulate, BodyLimit(2<<20))
+	s.HandleFunc("GET /api/v1/loops/models", func(w http.ResponseWriter, r *http.Request) {
+		names, err := loops.ListModels(r.Context(), s.Store)
+		if err != nil {
+			Error(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if names == nil {
+			names = []string{}
+		}
+		WriteJSON(w, http.StatusOK, names)
+	})
+	s.HandleFunc("GET /api/v1/loops/models/{name}", func(w http.ResponseWriter, r *http.Request) {
+		m, err := loops.LoadModel(r.Context(), s.Store, r.PathValue("name"))
+		if errors.Is(err, loops.ErrNoModel) {
+			Error(w, http.StatusNotFound, err.Error())
+			return
+		} else if err != nil {
+			Error(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, m)
+	})
+	s.HandleFunc("PUT /api/v1/loops/models/{name}", func(w http.ResponseWriter, r *http.Request) {
+		body, err := ReadBody(r)
+		if err != nil {
+			Error(w, http.StatusRequestEntityTooLarge, err.Error())
+			return
+		}
+		if err := loops.SaveModel(r.Context(), s.Store, r.PathValue("name"), string(body)); err != nil {
+			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"saved": r.PathValue("name")})
+	}, Write(), BodyLimit(2<<20))
+	s.HandleFunc("DELETE /api/v1/loops/models/{name}", func(w http.ResponseWriter, r *http.Request) {
+		err := loops.DeleteModel(r.Context(), s.Store, r.PathValue("name"))
+		if errors.Is(err, loops.ErrNoModel) {
+			Error(w, http.StatusNotFound, err.Error())
+			return
+		} else if err != nil {
+			Error(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"deleted": r.PathValue("name")})
+	}, Write())
 	return nil
 }
 
 type loopsView struct {
 	Examples  []string
+	Saved     []string
 	Example   string
+	Name      string // the saved model shown, if any
 	Source    string
 	Error     string
 	Model     *loops.Model
@@ -50,10 +106,21 @@ type loopsView struct {
 }
 
 func (s *Server) loopsPage(w http.ResponseWriter, r *http.Request) {
-	v := loopsView{Examples: loops.Examples(), Example: r.FormValue("example")}
+	v := loopsView{Examples: loops.Examples(), Example: r.FormValue("example"), Name: r.URL.Query().Get("model")}
+	saved, err := loops.ListModels(r.Context(), s.Store)
+	if err != nil {
+		v.Error = err.Error()
+	}
+	v.Saved = saved
 	if r.Method == http.MethodPost {
 		v.Source = r.FormValue("model")
 		v.Example = ""
+	} else if v.Name != "" {
+		m, err := loops.LoadModel(r.Context(), s.Store, v.Name)
+		if err != nil {
+			v.Error = err.Error()
+		}
+		v.Source = m.Source
 	} else {
 		if v.Example == "" {
 			v.Example = "replica-checker"
@@ -66,6 +133,9 @@ func (s *Server) loopsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if v.Error == "" {
 		s.buildLoopsView(r.Context(), &v)
+	}
+	if v.Name == "" && v.Example != "" {
+		v.Name = "my " + v.Example
 	}
 	s.Render(w, "loops.html", Page{Title: "Loops", Active: "loops", Data: v})
 }

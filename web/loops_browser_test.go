@@ -94,3 +94,43 @@ func TestLoopsAPI(t *testing.T) {
 		t.Fatalf("%d %s", res.StatusCode, body)
 	}
 }
+
+// TestLoopsSaveInBrowser saves an edited model with the token and opens it
+// again from the saved list; without the token the save is refused.
+func TestLoopsSaveInBrowser(t *testing.T) {
+	_, base := webtest.StartServer(t, true)
+	ctx := webtest.Browser(t)
+	var status string
+	err := chromedp.Run(ctx,
+		chromedp.Navigate(base+"/loops?example=capacity-overload"),
+		chromedp.WaitVisible("#loops-save", chromedp.ByQuery),
+		chromedp.SetValue("#loops-save-name", "mine", chromedp.ByQuery),
+		chromedp.Click("#loops-save", chromedp.ByQuery),
+		chromedp.WaitVisible("#loops-status.error", chromedp.ByQuery),
+		chromedp.Text("#loops-status", &status, chromedp.ByQuery),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(status, "token") {
+		t.Errorf("save without a token: %q", status)
+	}
+	var saved []string
+	var name string
+	err = chromedp.Run(ctx,
+		chromedp.Evaluate(`localStorage.setItem("srekit-token", "`+webtest.Token+`")`, nil),
+		chromedp.SetValue("#loops-source", "name: Mine\nvariables: [x, y]\nlinks:\n  - {from: x, to: y, polarity: '+'}\n  - {from: y, to: x, polarity: '+'}\n", chromedp.ByQuery),
+		chromedp.Click("#loops-save", chromedp.ByQuery),
+		chromedp.WaitVisible("#loops-status.ok", chromedp.ByQuery),
+		chromedp.Navigate(base+"/loops?model=mine"),
+		chromedp.WaitVisible("svg#cld", chromedp.ByQuery),
+		chromedp.Text("#loops-name", &name, chromedp.ByQuery),
+		chromedp.Evaluate(`[...document.querySelectorAll("#loops-saved option")].map(o => o.value)`, &saved),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "Mine" || strings.Join(saved, ",") != ",my retry storm,mine" {
+		t.Errorf("opened %q; saved list %v", name, saved)
+	}
+}

@@ -16,3 +16,22 @@
     el.addEventListener('click', function () { focus(el.dataset.loop); });
   });
 })();
+
+// Save the model in the editor under a name (PUT needs the write token).
+(function () {
+  var btn = document.getElementById('loops-save');
+  if (!btn) return;
+  btn.addEventListener('click', async function () {
+    var name = document.getElementById('loops-save-name').value.trim();
+    var status = document.getElementById('loops-status');
+    try {
+      await srekit.api('PUT', '/api/v1/loops/models/' + encodeURIComponent(name), document.getElementById('loops-source').value, 'application/yaml');
+      status.textContent = 'saved as ' + name;
+      status.className = 'ok';
+      status.id = 'loops-status';
+    } catch (e) {
+      status.textContent = e.message;
+      status.className = 'error';
+    }
+  });
+})();
