@@ -34,7 +34,20 @@ budgets, hedging and circuit breaking are set per cluster.
 The admin listener (127.0.0.1:9901 unless the config says otherwise) serves
 /metrics, /api/v1/mesh/timings, /api/v1/mesh/endpoints and
 POST /api/v1/mesh/reload. SIGHUP (or --watch) reloads the config without
-dropping a request; a broken file is refused and the running config kept.`,
+dropping a request; a broken file is refused and the running config kept.
+
+A minimal config (every field is in docs/mesh.md):
+
+  region: eu                       # this front door's region: prefer it
+  listeners: [{addr: "0.0.0.0:8080"}]
+  routes: [{host: api.example, path_prefix: /, cluster: api}]
+  clusters:
+    - name: api
+      endpoints:
+        - {address: "10.0.1.10:8080", region: eu}
+        - {address: "10.1.1.10:8080", region: us}
+      health_check: {path: /healthz, interval: 2s}
+      retry: {attempts: 3, budget: 0.2}`,
 		Example: `  srekit mesh --config mesh.yaml
   srekit mesh check --config mesh.yaml          # validate only
   srekit mesh status --admin http://127.0.0.1:9901
