@@ -40,6 +40,9 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 	if d.Kind == "" {
 		d.Kind = "cpu"
 	}
+	if d.From == "" && d.Until == "" && !v.Has("from") {
+		d.From = "now-6h" // the page merges what it shows: keep the default bounded
+	}
 	for k := range profiling.CaptureKinds {
 		d.Kinds = append(d.Kinds, k)
 	}
@@ -53,9 +56,9 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 		d.Agents = append(d.Agents, profilingAgentRow{a, a.Online(now)})
 	}
 	params := url.Values{}
-	for _, k := range []string{"query", "from", "until"} {
-		if v.Get(k) != "" {
-			params.Set(k, v.Get(k))
+	for k, val := range map[string]string{"query": d.Query, "from": d.From, "until": d.Until} {
+		if val != "" {
+			params.Set(k, val)
 		}
 	}
 	params.Set("kind", d.Kind)
