@@ -350,6 +350,12 @@ func (c *cluster) record(e *Endpoint, now time.Time, rtt time.Duration, o outcom
 	switch o {
 	case outcomeOK:
 		e.consec5xx, e.consecConn = 0, 0
+		// A long healthy stretch (max_ejection since the last ejection)
+		// forgives one past ejection, so the next one is shorter again.
+		if e.ejections > 0 && now.Sub(e.lastEjected) > oc.MaxEjection.D(300*time.Second) {
+			e.ejections--
+			e.lastEjected = now
+		}
 		e.mu.Unlock()
 		return
 	case outcome5xx, outcomeTimeout:
@@ -398,6 +404,7 @@ func (c *cluster) eject(e *Endpoint, now time.Time) {
 	maxE := oc.MaxEjection.D(300 * time.Second)
 	e.mu.Lock()
 	e.ejections++
+	e.lastEjected = now
 	d := base * time.Duration(e.ejections)
 	if d > maxE {
 		d = maxE

@@ -69,6 +69,14 @@ func TestEjectionGrowsAndIsCapped(t *testing.T) {
 	if eps[2].Status(later).Ejected {
 		t.Errorf("a third endpoint of four was ejected: over max_ejected_percent 50")
 	}
+	// A healthy stretch longer than max_ejection forgives one ejection.
+	calm := later.Add(5 * time.Second)
+	eps[0].available(calm)
+	c.record(eps[0], calm, time.Millisecond, outcomeOK)
+	fail(eps[0], calm.Add(time.Millisecond))
+	if d := eps[0].Status(calm).EjectedUntil.Sub(calm.Add(time.Millisecond)); d != 2*time.Second {
+		t.Errorf("after a calm stretch the third ejection lasts %v, want 2s (one forgiven)", d)
+	}
 	// The cap on ejection time.
 	for i := range 5 {
 		at := later.Add(time.Duration(10+i*10) * time.Second)

@@ -31,6 +31,7 @@ type Endpoint struct {
 	hcOK, hcBad  int
 	ejectedUntil time.Time
 	ejections    int
+	lastEjected  time.Time
 	consec5xx    int
 	consecConn   int
 }
