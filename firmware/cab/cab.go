@@ -182,6 +182,7 @@ func readFolder(data []byte, off, blocks int, comp Compression, resData int, nee
 	// need is bounded by the limit (checked on the declared sizes), so
 	// sizing the buffer once is safe and saves regrowing it per block.
 	out := make([]byte, 0, min(need, limit))
+	var zr io.ReadCloser // one inflater, reset per block
 	for b := 0; b < blocks && int64(len(out)) < need; b++ {
 		if off < 0 || off+dataSize+resData > len(data) {
 			return nil, fmt.Errorf("block %d: truncated header", b)
@@ -217,7 +218,11 @@ func readFolder(data []byte, off, blocks int, comp Compression, resData int, nee
 			}
 			// Each block continues the deflate history of the previous one.
 			dict := out[max(0, len(out)-blockMax):]
-			zr := flate.NewReaderDict(bytes.NewReader(raw[2:]), dict)
+			if zr == nil {
+				zr = flate.NewReaderDict(bytes.NewReader(raw[2:]), dict)
+			} else if err := zr.(flate.Resetter).Reset(bytes.NewReader(raw[2:]), dict); err != nil {
+				return nil, fmt.Errorf("block %d: inflate: %w", b, err)
+			}
 			n := len(out)
 			if cap(out)-n >= cbUncomp {
 				out = out[:n+cbUncomp]
