@@ -502,7 +502,11 @@ func (r *Result) Chart(names []string, id string) (string, error) {
 			return "", fmt.Errorf("no variable %q in the model", n)
 		}
 	}
-	c := chart.Chart{Title: r.Model, XLabel: "time", ID: id}
+	title := r.Model
+	if len(idx) == 1 {
+		title = r.Names[idx[0]]
+	}
+	c := chart.Chart{Title: title, XLabel: "time", ID: id, Height: 240}
 	for _, i := range idx {
 		c.Series = append(c.Series, chart.Series{Name: r.Names[i], X: r.Time, Y: r.Values[i]})
 	}

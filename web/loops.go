@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
@@ -172,9 +173,22 @@ func (s *Server) buildLoopsView(ctx context.Context, v *loopsView) {
 		v.SimError = err.Error()
 		return
 	}
-	if c, err := res.Chart(nil, "loops-stocks"); err == nil {
-		v.Stocks = template.HTML(c)
+	// one small chart per stock: stocks rarely share a scale
+	var charts []string
+	for i, k := range res.Kinds {
+		if k != loops.Stock || len(charts) == 6 {
+			continue
+		}
+		if c, err := res.Chart([]string{res.Names[i]}, fmt.Sprintf("loops-stock-%d", len(charts))); err == nil {
+			charts = append(charts, c)
+		}
 	}
+	if len(charts) == 0 {
+		if c, err := res.Chart(nil, "loops-stock-0"); err == nil {
+			charts = append(charts, c)
+		}
+	}
+	v.Stocks = template.HTML(strings.Join(charts, ""))
 	v.Dominance = template.HTML(res.DominanceChart(8, "loops-dominance"))
 	// fold flickers shorter than 10 steps into their neighbours
 	for _, p := range res.DominancePeriods() {
