@@ -535,7 +535,15 @@ func (a *agent) capturePerf(ctx context.Context, c *Capture) ([]upload, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "perf.data")
-	args := []string{"record", "-F", strconv.Itoa(a.cfg.PerfFrequency), "-g", "-o", out}
+	freq := a.cfg.PerfFrequency
+	if f := c.Labels["frequency"]; f != "" {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 10000 {
+			return nil, fmt.Errorf("frequency %q: want 1 to 10000 Hz", f)
+		}
+		freq = n
+	}
+	args := []string{"record", "-F", strconv.Itoa(freq), "-g", "-o", out}
 	if pid := c.Labels["pid"]; pid != "" {
 		if n, err := strconv.Atoi(pid); err != nil || n <= 0 {
 			return nil, fmt.Errorf("pid %q: want a process id", pid)

@@ -407,7 +407,7 @@ func testPerfCapture(t *testing.T, srv *pfServer) {
 	srv.waitAgent("host-perf")
 	var c profiling.Capture
 	srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "host-perf", "target": "perf", "kind": "perf", "seconds": 1,
-		"labels": map[string]string{"pid": fmt.Sprint(os.Getpid())}}, &c)
+		"labels": map[string]string{"pid": fmt.Sprint(os.Getpid()), "frequency": "199"}}, &c)
 	c = srv.waitCapture(c.ID, 60*time.Second)
 	if c.Status != profiling.StatusDone {
 		t.Fatalf("perf capture: %+v", c)
