@@ -47,6 +47,20 @@ func fwGet(t *testing.T, url string, v any) {
 // required, bad input refused with nothing stored), and the queries come out.
 func TestFirmwareAPI(t *testing.T) {
 	_, base := webtest.StartServer(t, false)
+	// The page on an empty database says how to fill it.
+	resp, err := http.Get(base + "/firmware")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page bytes.Buffer
+	page.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(page.String(), `id="fw-empty"`) || strings.Contains(page.String(), `class="error"`) {
+		t.Errorf("empty page: %d\n%s", resp.StatusCode, page.String())
+	}
+	if resp, _ := http.Get(base + "/firmware/hosts/nope"); resp == nil || resp.StatusCode != 404 {
+		t.Errorf("unknown host page: %v", resp)
+	}
 	hosts := []firmware.Host{
 		{Name: "db1", Model: "R650", Components: []firmware.Observed{{Slot: "BMC", Kind: "bmc", Vendor: "Contoso", Model: "BMC", Version: "1.45.0", Source: "redfish"}}},
 		{Name: "db2", Model: "R650", Components: []firmware.Observed{{Slot: "BMC", Kind: "bmc", Vendor: "Contoso", Model: "BMC", Version: "1.46.0", Source: "redfish"}}},
