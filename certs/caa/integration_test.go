@@ -189,6 +189,24 @@ func TestIntegration(t *testing.T) {
 					t.Errorf("dnssec %s, want %s (%+v)", d.DNSSEC, want, d.Climb)
 				}
 			})
+			t.Run("chain-below-anchor", func(t *testing.T) {
+				d := check(t, r, "sub.www.child.parent", "ca.example")
+				want := caa.Secure
+				if label == "knot" {
+					want = caa.Unknown
+				}
+				if d.Verdict != caa.Allowed || d.DNSSEC != want {
+					t.Errorf("child.parent: got %s/%s, want allowed/%s", d.Verdict, d.DNSSEC, want)
+				}
+				if d := check(t, r, "x.plain.parent", "ca.example"); d.Verdict != caa.Allowed || d.DNSSEC != caa.Insecure {
+					t.Errorf("plain.parent: got %s/%s, want allowed/insecure", d.Verdict, d.DNSSEC)
+				}
+				if label == "unbound" {
+					if d := check(t, r, "www.wrongds.parent", "ca.example"); d.Verdict != caa.CannotDecide || d.DNSSEC != caa.Bogus {
+						t.Errorf("wrongds.parent through unbound: got %s/%s, want cannot decide/bogus", d.Verdict, d.DNSSEC)
+					}
+				}
+			})
 			t.Run("bogus", func(t *testing.T) {
 				d := check(t, r, "www.bogus", "ca.example")
 				if label == "knot" {
@@ -262,7 +280,11 @@ func TestIntegration(t *testing.T) {
 				{"sub.www.nsec3", caa.Allowed, caa.Secure}, // NODATA proven by NSEC3
 				{"missing.nsec3", caa.Allowed, caa.Secure}, // NXDOMAIN proven by NSEC3
 				{"nodata.nsec3", caa.Allowed, caa.Secure},
-				{"x.wild.signed", caa.Forbidden, caa.Secure}, // from the wildcard: wild.example only
+				{"www.parent", caa.Allowed, caa.Secure},
+				{"sub.www.child.parent", caa.Allowed, caa.Secure},   // DS in parent. -> child's keys
+				{"x.plain.parent", caa.Allowed, caa.Insecure},       // parent. proves there is no DS
+				{"www.wrongds.parent", caa.CannotDecide, caa.Bogus}, // its DS matches none of its keys
+				{"x.wild.signed", caa.Forbidden, caa.Secure},        // from the wildcard: wild.example only
 				{"x.wild.nsec3", caa.Forbidden, caa.Secure},
 				{"caa.test", caa.Allowed, caa.Insecure},
 			}

@@ -115,6 +115,27 @@ nodata.ORIGIN IN A 127.0.0.1
 `, "ORIGIN", origin)
 }
 
+// parentZone is the signed zone parent. with secure delegations (carrying
+// the children's DS records) and an insecure one.
+func parentZone(ds string) string {
+	return `$TTL 300
+parent. IN SOA ns.parent. host.parent. 1 3600 600 86400 300
+parent. IN NS ns.parent.
+ns.parent. IN A 127.0.0.1
+www.parent. IN CAA 0 issue "ca.example"
+child.parent. IN NS ns.parent.
+plain.parent. IN NS ns.parent.
+wrongds.parent. IN NS ns.parent.
+` + ds
+}
+
+// plainZone is the unsigned zone below parent.
+const plainZone = `$TTL 300
+plain.parent. IN SOA ns.parent. host.parent. 1 3600 600 86400 300
+plain.parent. IN NS ns.parent.
+plain.parent. IN CAA 0 issue "ca.example"
+`
+
 // Require fails (under CI) or skips the test loudly when a tool is missing.
 func Require(t testing.TB, tools ...string) {
 	t.Helper()
@@ -169,11 +190,32 @@ func StartIn(dir string, withResolver bool, extra []Zone) (*Env, error) {
 	}
 	var anchors []string
 	for _, z := range []string{"signed.", "bogus.", "nsec3."} {
-		ds, err := e.sign(z)
+		ds, err := e.sign(z, signedZone(z))
 		if err != nil {
 			return nil, err
 		}
 		anchors = append(anchors, ds)
+	}
+	// A chain of trust below an anchor: parent. is the anchor; it delegates
+	// child.parent. (signed, with a DS in parent.) and plain.parent.
+	// (unsigned, no DS: an insecure delegation).
+	childDS, err := e.sign("child.parent.", signedZone("child.parent."))
+	if err != nil {
+		return nil, err
+	}
+	// wrongds.parent. is signed, but parent. carries a DS that matches none
+	// of its keys (child.parent.'s, under another owner name): bogus.
+	if _, err := e.sign("wrongds.parent.", signedZone("wrongds.parent.")); err != nil {
+		return nil, err
+	}
+	wrongDS := strings.Replace(childDS, "child.parent.", "wrongds.parent.", 1)
+	parentDS, err := e.sign("parent.", parentZone(childDS+wrongDS))
+	if err != nil {
+		return nil, err
+	}
+	anchors = append(anchors, parentDS)
+	if err := os.WriteFile(filepath.Join(dir, "plain.parent.zone"), []byte(plainZone), 0o644); err != nil {
+		return nil, err
 	}
 	if err := breakSignature(filepath.Join(dir, "bogus.zone.signed"), "www.bogus."); err != nil {
 		return nil, err
@@ -210,6 +252,14 @@ zone:
     file: bogus.zone.signed
   - domain: nsec3.
     file: nsec3.zone.signed
+  - domain: parent.
+    file: parent.zone.signed
+  - domain: child.parent.
+    file: child.parent.zone.signed
+  - domain: plain.parent.
+    file: plain.parent.zone
+  - domain: wrongds.parent.
+    file: wrongds.parent.zone.signed
   - domain: broken.test.
     file: missing-on-purpose.zone
 `, port, dir, dir, dir)
@@ -247,7 +297,7 @@ func (e *Env) startUnbound() error {
 	e.Resolver = fmt.Sprintf("127.0.0.1:%d", port)
 	authPort := strings.TrimPrefix(e.Auth, "127.0.0.1:")
 	var stubs strings.Builder
-	for _, z := range []string{"test.", "signed.", "bogus.", "nsec3."} {
+	for _, z := range []string{"test.", "signed.", "bogus.", "nsec3.", "parent.", "child.parent.", "plain.parent.", "wrongds.parent."} {
 		fmt.Fprintf(&stubs, "stub-zone:\n    name: %q\n    stub-addr: 127.0.0.1@%s\n", z, authPort)
 	}
 	// slow. is delegated to a server that never answers: the resolver
@@ -301,9 +351,9 @@ remote-control:
 
 // sign writes ORIGIN.zone.signed signed with a fresh KSK and ZSK
 // (ldns-keygen, ldns-signzone) and returns the KSK's DS record.
-func (e *Env) sign(origin string) (string, error) {
+func (e *Env) sign(origin, text string) (string, error) {
 	name := strings.TrimSuffix(origin, ".")
-	if err := os.WriteFile(filepath.Join(e.Dir, name+".zone"), []byte(signedZone(origin)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(e.Dir, name+".zone"), []byte(text), 0o644); err != nil {
 		return "", err
 	}
 	keygen, _ := lookPath("ldns-keygen")
