@@ -2,9 +2,12 @@ package collapse
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -107,4 +110,64 @@ func firstDiff(got, want string) string {
 		}
 	}
 	return "(same lines)"
+}
+
+// repeatReader yields data n times.
+type repeatReader struct {
+	data []byte
+	n    int
+	off  int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p, r.data[r.off:])
+	r.off += k
+	if r.off == len(r.data) {
+		r.off = 0
+		r.n--
+	}
+	return k, nil
+}
+
+// TestPerfStreams checks that collapsing allocates little compared with its
+// input: memory follows the distinct stacks, not the input size.
+func TestPerfStreams(t *testing.T) {
+	f, err := os.Open(filepath.Join(sharedTestdata(t), "example-perf-stacks.txt.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const times = 16
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	p, err := PerfScript(&repeatReader{data: one, n: times}, PerfOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	input := uint64(len(one) * times)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("collapsed %d bytes allocating %d bytes", input, alloc)
+	if alloc > input/8 {
+		t.Errorf("collapsing %d bytes allocated %d bytes: not streaming", input, alloc)
+	}
+	single, err := PerfScript(bytes.NewReader(one), PerfOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total() != times*single.Total() || len(p.Samples) != len(single.Samples) {
+		t.Errorf("repeated input: total %d (want %d), %d stacks (want %d)", p.Total(), times*single.Total(), len(p.Samples), len(single.Samples))
+	}
 }
