@@ -14,6 +14,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // Fetcher does a log's HTTP GETs with the pacing logs ask for: a request
@@ -376,4 +379,53 @@ func ConsistencyProof(ctx context.Context, f *Fetcher, l *LogInfo, first, second
 		return nil, fmt.Errorf("get-sth-consistency: %w", err)
 	}
 	return r.Consistency, nil
+}
+
+// Frontier computes the Merkle frontier of entries [0, k) (the hashes of the
+// compact range, as compact.RangeNodes lists them) from the log's hash tiles,
+// so that a backfill from index k can still check every later root. The
+// tiles are not trusted: a wrong hash makes the next root check fail.
+func (c *staticClient) Frontier(ctx context.Context, k, treeSize uint64) ([][]byte, error) {
+	var out [][]byte
+	tiles := map[string][]byte{}
+	for _, id := range compact.RangeNodes(0, k, nil) {
+		level := uint64(id.Level) / 8
+		sub := uint64(id.Level) % 8
+		first, count := id.Index<<sub, uint64(1)<<sub
+		n := first / 256
+		have := treeSize >> (8 * level) // hashes at this tile level
+		width := min(have-n*256, 256)
+		path := fmt.Sprintf("tile/%d/%s", level, TilePath(n))
+		if width < 256 {
+			path += fmt.Sprintf(".p/%d", width)
+		}
+		tile, ok := tiles[path]
+		if !ok {
+			body, err := c.f.Get(ctx, c.log.URL+path)
+			if err != nil {
+				return nil, fmt.Errorf("hash tile %s: %w", path, err)
+			}
+			if uint64(len(body)) != width*32 {
+				return nil, fmt.Errorf("hash tile %s: %d bytes, want %d", path, len(body), width*32)
+			}
+			tiles[path], tile = body, body
+		}
+		off := first - n*256
+		if off+count > width {
+			return nil, fmt.Errorf("hash tile %s too short for node %v", path, id)
+		}
+		hashes := make([][]byte, count)
+		for i := range hashes {
+			hashes[i] = tile[(off+uint64(i))*32 : (off+uint64(i)+1)*32]
+		}
+		for len(hashes) > 1 {
+			next := make([][]byte, len(hashes)/2)
+			for i := range next {
+				next[i] = rfc6962.DefaultHasher.HashChildren(hashes[2*i], hashes[2*i+1])
+			}
+			hashes = next
+		}
+		out = append(out, hashes[0])
+	}
+	return out, nil
 }

@@ -138,10 +138,31 @@ func (m *Monitor) runLog(ctx context.Context, l *LogInfo) error {
 				return fmt.Errorf("find start by time: %w", err)
 			}
 		}
-		if _, err := m.Store.Exec(ctx, `UPDATE ct_logs SET position = ?, frontier_start = ? WHERE log_id = ?`, int64(start), int64(start), l.IDString()); err != nil {
+		fstart, frontier := start, [][]byte(nil)
+		if fc, ok := c.(interface {
+			Frontier(ctx context.Context, k, treeSize uint64) ([][]byte, error)
+		}); ok && start > 0 {
+			// Tiled logs give the frontier at start from their hash tiles,
+			// so the backfilled part is verified like the rest.
+			th, err := c.TreeHead(ctx)
+			if err != nil {
+				return err
+			}
+			if err := th.Verify(l.PublicKey); err != nil {
+				return m.problem(ctx, l, "bad_signature", fmt.Sprintf("tree head of size %d does not verify", th.Size), ErrBadSignature)
+			}
+			if start > th.Size {
+				start = th.Size
+			}
+			if frontier, err = fc.Frontier(ctx, start, th.Size); err != nil {
+				return fmt.Errorf("frontier at %d: %w", start, err)
+			}
+			fstart = 0
+		}
+		if _, err := m.Store.Exec(ctx, `UPDATE ct_logs SET position = ?, frontier_start = ?, frontier = ? WHERE log_id = ?`, int64(start), int64(fstart), joinHashes(frontier), l.IDString()); err != nil {
 			return err
 		}
-		st.Position, st.FrontierStart = start, start
+		st.Position, st.FrontierStart, st.Frontier = start, fstart, frontier
 	}
 	for {
 		err := m.pass(ctx, l, c, st)

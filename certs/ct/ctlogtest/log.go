@@ -311,6 +311,7 @@ func (l *Log) Handler() http.Handler {
 		w.Write(ct.MarshalCheckpoint(&th, l.Origin, l.ID))
 	})
 	mux.HandleFunc("GET /tile/data/", l.dataTile)
+	mux.HandleFunc("GET /tile/", l.hashTile)
 	mux.HandleFunc("GET /issuer/{fp}", func(w http.ResponseWriter, r *http.Request) {
 		var fp [32]byte
 		b, err := hexDecode(r.PathValue("fp"))
@@ -479,4 +480,44 @@ func (l *Log) dataTile(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Write(b)
+}
+
+// hashTile serves tile/<L>/<N>[.p/<W>]: Merkle tree hashes of subtrees of
+// 256^L leaves, as static-ct-api defines them.
+func (l *Log) hashTile(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/tile/")
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		http.NotFound(w, r)
+		return
+	}
+	level, err := strconv.Atoi(rest[:slash])
+	n, width, ok := parseTilePath(rest[slash+1:])
+	if err != nil || !ok || level < 0 || level > 5 {
+		http.NotFound(w, r)
+		return
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	span := uint64(1) << (8 * level) // leaves under each hash
+	have := l.head.Size / span
+	if n*256+uint64(width) > have {
+		http.NotFound(w, r)
+		return
+	}
+	var b []byte
+	for i := uint64(0); i < uint64(width); i++ {
+		b = append(b, l.subtreeHash((n*256+i)*span, span)...)
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Write(b)
+}
+
+// subtreeHash is the Merkle tree hash of the perfect subtree of size leaves from lo.
+func (l *Log) subtreeHash(lo, size uint64) []byte {
+	if size == 1 {
+		h := l.entries[lo].LeafHash
+		return h[:]
+	}
+	return rfc6962.DefaultHasher.HashChildren(l.subtreeHash(lo, size/2), l.subtreeHash(lo+size/2, size/2))
 }
