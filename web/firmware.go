@@ -210,14 +210,14 @@ type fwRollout struct {
 	Name, State, HaltReason string
 	Phase, Phases           int
 	Done, Failed, Total     int
-	Interrupted             int
+	Interrupted, Unhealthy  int
 	Bars                    []fwPhaseBar
 }
 
 type fwPhaseBar struct {
 	Name                                 string
 	Done, Failed, Started, Pending, Size int
-	Interrupted                          int
+	Interrupted, Unhealthy               int
 	DonePct, FailedPct, StartedPct       float64
 }
 
@@ -335,7 +335,7 @@ func fwRolloutView(ro firmware.Rollout) fwRollout {
 			name = ro.Record.Spec.Phases[i].Name
 		}
 		pb := fwPhaseBar{Name: name, Done: c[firmware.HostDone], Failed: c[firmware.HostFailed], Started: c[firmware.HostStarted], Pending: c[firmware.HostPending],
-			Interrupted: c[firmware.HostInterrupted], Size: size}
+			Interrupted: c[firmware.HostInterrupted], Unhealthy: c[firmware.HostUnhealthy], Size: size}
 		if size > 0 {
 			pb.DonePct = 100 * float64(pb.Done) / float64(size)
 			pb.FailedPct = 100 * float64(pb.Failed) / float64(size)
@@ -344,6 +344,7 @@ func fwRolloutView(ro firmware.Rollout) fwRollout {
 		fr.Done += pb.Done
 		fr.Failed += pb.Failed
 		fr.Interrupted += pb.Interrupted
+		fr.Unhealthy += pb.Unhealthy
 		fr.Bars = append(fr.Bars, pb)
 	}
 	return fr

@@ -796,11 +796,11 @@ The spec (YAML):
 			if err != nil {
 				return err
 			}
-			t := table{Header: []string{"ID", "NAME", "STATE", "PHASE", "DONE", "FAILED", "INTERRUPTED", "PENDING", "HALT REASON"}}
+			t := table{Header: []string{"ID", "NAME", "STATE", "PHASE", "DONE", "FAILED", "LEFT ALONE", "PENDING", "HALT REASON"}}
 			for _, r := range rs {
 				d, f, in, p := 0, 0, 0, 0
 				for _, c := range r.Counts {
-					d, f, in, p = d+c[firmware.HostDone], f+c[firmware.HostFailed], in+c[firmware.HostInterrupted], p+c[firmware.HostPending]+c[firmware.HostStarted]
+					d, f, in, p = d+c[firmware.HostDone], f+c[firmware.HostFailed], in+c[firmware.HostInterrupted]+c[firmware.HostUnhealthy], p+c[firmware.HostPending]+c[firmware.HostStarted]
 				}
 				t.Rows = append(t.Rows, []string{strconv.FormatInt(r.ID, 10), r.Name, r.State, fmt.Sprintf("%d/%d", r.Phase+1, len(r.Counts)),
 					strconv.Itoa(d), strconv.Itoa(f), strconv.Itoa(in), strconv.Itoa(p), r.HaltReason})
