@@ -1,7 +1,9 @@
 package ct_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,13 +42,9 @@ func TestBackfillFromDate(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs, _ := ct.Logs(context.Background(), st)
-		// Static logs get the frontier at the start from hash tiles (so it
-		// starts at 0); RFC 6962 logs start an unverified frontier there.
-		wantFS := want
-		if static {
-			wantFS = 0
-		}
-		if logs[0].FrontierStart != wantFS || logs[0].Position != l.Size() || logs[0].Status != "ok" {
+		// The frontier at the start comes from hash tiles (static) or an
+		// inclusion proof (RFC 6962), so it is always the whole tree's.
+		if logs[0].FrontierStart != 0 || logs[0].Position != l.Size() || logs[0].Status != "ok" {
 			t.Fatalf("static=%v: started at %d, want %d; state %+v", static, logs[0].FrontierStart, want, logs[0])
 		}
 		fs, _ := ct.Findings(context.Background(), st, ct.FindingFilter{})
@@ -65,7 +63,13 @@ func TestBackfillFromDate(t *testing.T) {
 // its frontier from hash tiles, so the root is still checked; a log whose
 // hash tiles lie is caught at that check.
 func TestBackfillFromIndexVerified(t *testing.T) {
-	l, _ := ctlogtest.NewLog("", true)
+	for _, static := range []bool{true, false} {
+		t.Run(fmt.Sprint("static=", static), func(t *testing.T) { testBackfillFromIndex(t, static) })
+	}
+}
+
+func testBackfillFromIndex(t *testing.T, static bool) {
+	l, _ := ctlogtest.NewLog("", static)
 	sc, _ := ctlogtest.NewScenario()
 	if err := sc.Fill(l, 70500, 100, 300); err != nil {
 		t.Fatal(err)
@@ -74,11 +78,23 @@ func TestBackfillFromIndexVerified(t *testing.T) {
 	var lie atomic.Bool
 	h := l.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if lie.Load() && strings.HasPrefix(r.URL.Path, "/tile/1/") {
+		if lie.Load() && (strings.HasPrefix(r.URL.Path, "/tile/1/") || strings.HasPrefix(r.URL.Path, "/ct/v1/get-proof-by-hash")) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, r)
 			b := rec.Body.Bytes()
-			b[0] ^= 1
+			if static {
+				b[0] ^= 1
+			} else {
+				// Change the first hash of the audit path, keeping its length.
+				if i := bytes.Index(b, []byte(`"audit_path":["`)); i >= 0 {
+					j := i + len(`"audit_path":["`)
+					if b[j] == 'A' {
+						b[j] = 'B'
+					} else {
+						b[j] = 'A'
+					}
+				}
+			}
 			w.Write(b)
 			return
 		}

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -426,6 +428,54 @@ func (c *staticClient) Frontier(ctx context.Context, k, treeSize uint64) ([][]by
 			hashes = next
 		}
 		out = append(out, hashes[0])
+	}
+	return out, nil
+}
+
+// Frontier computes the Merkle frontier of entries [0, k) of an RFC 6962 log
+// from the inclusion proof of entry k-1 in the tree of size k: for the last
+// leaf every sibling is on the left, and those siblings (folded with the leaf
+// for the trailing one bits of k-1) are the compact range. Nothing is
+// trusted: a wrong proof makes the next root check fail.
+func (c *rfcClient) Frontier(ctx context.Context, k, treeSize uint64) ([][]byte, error) {
+	if k == 0 {
+		return nil, nil
+	}
+	es, err := c.Entries(ctx, k-1, k, treeSize)
+	if err != nil {
+		return nil, err
+	}
+	leaf := es[0].LeafHash
+	body, err := c.f.Get(ctx, fmt.Sprintf("%sct/v1/get-proof-by-hash?hash=%s&tree_size=%d", c.log.URL,
+		url.QueryEscape(base64.StdEncoding.EncodeToString(leaf[:])), k))
+	if err != nil {
+		return nil, err
+	}
+	var r struct {
+		Index *uint64  `json:"leaf_index"`
+		Path  [][]byte `json:"audit_path"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("get-proof-by-hash: %w", err)
+	}
+	if r.Index == nil || *r.Index != k-1 {
+		return nil, fmt.Errorf("get-proof-by-hash: proof for another entry")
+	}
+	cur := leaf[:]
+	t := bits.TrailingZeros64(^(k - 1))
+	if t > len(r.Path) {
+		return nil, fmt.Errorf("get-proof-by-hash: audit path too short")
+	}
+	for i := 0; i < t; i++ {
+		cur = rfc6962.DefaultHasher.HashChildren(r.Path[i], cur)
+	}
+	var out [][]byte
+	for i := len(r.Path) - 1; i >= t; i-- {
+		out = append(out, r.Path[i])
+	}
+	out = append(out, cur)
+	if want := len(compact.RangeNodes(0, k, nil)); len(out) != want {
+		return nil, fmt.Errorf("get-proof-by-hash: %d frontier hashes, want %d", len(out), want)
 	}
 	return out, nil
 }

@@ -303,6 +303,7 @@ func (l *Log) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /ct/v1/get-entries", l.getEntries)
 	mux.HandleFunc("GET /ct/v1/get-sth-consistency", l.getConsistency)
+	mux.HandleFunc("GET /ct/v1/get-proof-by-hash", l.getProofByHash)
 	mux.HandleFunc("POST /ct/v1/add-chain", func(w http.ResponseWriter, r *http.Request) { l.addHTTP(w, r, false) })
 	mux.HandleFunc("POST /ct/v1/add-pre-chain", func(w http.ResponseWriter, r *http.Request) { l.addHTTP(w, r, true) })
 	mux.HandleFunc("GET /checkpoint", func(w http.ResponseWriter, r *http.Request) {
@@ -520,4 +521,32 @@ func (l *Log) subtreeHash(lo, size uint64) []byte {
 		return h[:]
 	}
 	return rfc6962.DefaultHasher.HashChildren(l.subtreeHash(lo, size/2), l.subtreeHash(lo+size/2, size/2))
+}
+
+func (l *Log) getProofByHash(w http.ResponseWriter, r *http.Request) {
+	hash, err := base64.StdEncoding.DecodeString(r.URL.Query().Get("hash"))
+	size, err2 := strconv.ParseUint(r.URL.Query().Get("tree_size"), 10, 64)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err != nil || err2 != nil || len(hash) != 32 || size == 0 || size > l.head.Size {
+		http.Error(w, "bad hash/tree_size", http.StatusBadRequest)
+		return
+	}
+	for i := uint64(0); i < size; i++ {
+		if string(l.entries[i].LeafHash[:]) != string(hash) {
+			continue
+		}
+		proof, err := l.tree.InclusionProof(i, size)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if proof == nil {
+			proof = [][]byte{}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"leaf_index": i, "audit_path": proof})
+		return
+	}
+	http.NotFound(w, r)
 }
