@@ -190,6 +190,8 @@ func TestBrowserFlamePage(t *testing.T) {
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(base+"/flame"),
 		chromedp.WaitVisible("#flame-example", chromedp.ByQuery),
+		// the page draws the example on its own first
+		chromedp.Poll(`document.getElementById("flame-status").textContent.indexOf("Drawn") === 0`, nil, chromedp.WithPollingTimeout(15*time.Second)),
 		chromedp.Click("#flame-example", chromedp.ByQuery),
 		chromedp.Poll(`document.getElementById("flame-text").value.length > 0`, nil, chromedp.WithPollingTimeout(10*time.Second)),
 		chromedp.SetValue("#flame-search", "regexp", chromedp.ByQuery),

@@ -5,10 +5,11 @@
   const $ = (id) => document.getElementById(id);
   let lastURL = null;
   document.addEventListener("DOMContentLoaded", () => {
-    $("flame-example").addEventListener("click", async () => {
+    const loadExample = async () => {
       const resp = await fetch("/api/v1/flame/example");
       $("flame-text").value = await resp.text();
-    });
+    };
+    $("flame-example").addEventListener("click", loadExample);
     $("flame-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const form = $("flame-form");
@@ -64,5 +65,9 @@
         $("flame-status").textContent = "Error: " + err.message;
       }
     });
+    // a first picture: the example, until the user draws their own profile
+    if (!$("flame-text").value) {
+      loadExample().then(() => $("flame-form").requestSubmit());
+    }
   });
 })();
