@@ -353,6 +353,9 @@ func (d *DB) MergeSnapshots(ctx context.Context, ss []Snapshot) (*MergeResult, e
 		if s.Kind != res.Kind {
 			return nil, fmt.Errorf("merge: the selection mixes kinds %s and %s: choose one kind", res.Kind, s.Kind)
 		}
+		if s.Unit != res.Unit {
+			return nil, fmt.Errorf("merge: the selection mixes units %s and %s (pprof CPU profiles count nanoseconds, perf and folded ones samples): narrow the selector", res.Unit, s.Unit)
+		}
 		weights[s.Hash]++
 		if s.Start.Before(res.Start) {
 			res.Start = s.Start

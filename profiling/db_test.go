@@ -197,3 +197,20 @@ func FuzzParseSelector(f *testing.F) {
 		}
 	})
 }
+
+func TestMergeRefusesMixedUnits(t *testing.T) {
+	db := &DB{S: storetest.SQLite(t)}
+	ctx := context.Background()
+	for _, unit := range []string{"nanoseconds", "samples"} {
+		if _, _, err := db.Save(ctx, &Snapshot{Kind: "cpu", Unit: unit, Labels: Labels{"u": unit}, End: t0, Profile: folded(t, "a;b 10\n")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Merge(ctx, Query{Kind: "cpu"}); err == nil || !strings.Contains(err.Error(), "mixes units") {
+		t.Fatalf("merge of nanoseconds with samples: %v", err)
+	}
+	sel, _ := ParseSelector(`{u="samples"}`)
+	if m, err := db.Merge(ctx, Query{Kind: "cpu", Selector: sel}); err != nil || m.Total != 10 {
+		t.Fatalf("narrowed merge: %+v %v", m, err)
+	}
+}

@@ -51,18 +51,19 @@ func Demo(ctx context.Context, st *store.Store, now time.Time) error {
 				if i <= 12 {
 					version = "v1.5.0"
 				}
-				p := &flame.Profile{Unit: "samples"}
+				p := &flame.Profile{Unit: "nanoseconds"}
 				for _, s := range demoStacks[svc] {
 					w := s.weight
 					if svc == "checkout" && version == "v1.5.0" && s.stack[len(s.stack)-1] == "encoding/json.(*encodeState).marshal" {
 						w *= 3
 					}
-					n := int64(w*10 + r.IntN(w*4+1) - w*2)
+					// Go's CPU profiles sample at 100 Hz: 10ms per sample.
+					n := int64(w*10+r.IntN(w*4+1)-w*2) * 10_000_000
 					if n > 0 {
 						p.Samples = append(p.Samples, flame.Sample{Stack: s.stack, Value: n})
 					}
 				}
-				snap := &Snapshot{Kind: "cpu", Unit: "samples", Source: "demo", Profile: p,
+				snap := &Snapshot{Kind: "cpu", Unit: "nanoseconds", Source: "demo", Profile: p,
 					Labels: Labels{"service": svc, "host": host, "env": "prod", "version": version},
 					Start:  end.Add(-10 * time.Second), End: end}
 				if _, _, err := db.Save(ctx, snap); err != nil {
