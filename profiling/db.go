@@ -451,6 +451,9 @@ func (d *DB) Diff(ctx context.Context, before, after Query) (*flame.Profile, *Me
 	if a.Kind != b.Kind {
 		return nil, nil, nil, fmt.Errorf("diff: before is %s and after is %s: compare one kind", a.Kind, b.Kind)
 	}
+	if a.Unit != b.Unit {
+		return nil, nil, nil, fmt.Errorf("diff: before counts %s and after %s: compare profiles of one unit", a.Unit, b.Unit)
+	}
 	return flame.Diff(a.Profile, b.Profile), a, b, nil
 }
 
