@@ -3,6 +3,8 @@ package mesh
 import (
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,4 +133,58 @@ func TestRetryBudget(t *testing.T) {
 	if n != 5 {
 		t.Errorf("10 requests at a 0.5 budget allowed %d retries, want 5", n)
 	}
+}
+
+func TestClientGoneIsNotABackendFailure(t *testing.T) {
+	be := newBackend(t, "slow", "127.0.0.2", 2*time.Second)
+	y := `
+admin: "off"
+listeners: [{addr: "127.0.0.1:0"}]
+routes: [{cluster: api}]
+clusters: [{name: api, endpoints: [{address: "{{a}}"}], outlier: {consecutive_5xx: 1}}]
+`
+	m, url := startMesh(t, y, map[string]string{"a": be.addr})
+	client := &http.Client{Timeout: 100 * time.Millisecond}
+	if _, err := client.Get(url + "/"); err == nil {
+		t.Fatal("the client should have timed out")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`); n == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`); n != 1 {
+		t.Fatalf("client_closed requests: %d, want 1", n)
+	}
+	for _, e := range m.Endpoints() {
+		if e.Ejections > 0 || e.Failures > 0 {
+			t.Errorf("a client hanging up was counted against the backend: %+v", e)
+		}
+	}
+}
+
+func testHistogramCount(t *testing.T, m *Mesh, name, label string) uint64 {
+	t.Helper()
+	mfs, err := m.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			s := ""
+			for _, lp := range mt.GetLabel() {
+				s += lp.GetName() + `="` + lp.GetValue() + `",`
+			}
+			if strings.Contains(s, label) {
+				n += mt.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return n
 }

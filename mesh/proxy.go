@@ -84,7 +84,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code, region := h.forward(w, r, rt, c)
 	d := time.Since(start)
 	m.metrics.requests.WithLabelValues(c.cfg.Name, region, codeClass(code)).Observe(d.Seconds())
-	if code < 500 || region != "" {
+	if code != 499 && (code < 500 || region != "") {
 		m.timings.Record(region, d)
 	}
 	if m.access != nil {
@@ -95,6 +95,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func codeClass(code int) string {
 	switch {
+	case code == 499:
+		return "client_closed"
 	case code >= 500:
 		return "5xx"
 	case code >= 400:
@@ -246,6 +248,11 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *route, c *
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if r.Context().Err() != nil {
+		// The client went away: nobody to answer, and not a backend's
+		// failure to count (nginx logs this as 499).
+		return 499, ""
 	}
 	msg := "no healthy endpoint could answer"
 	switch lastCode {
