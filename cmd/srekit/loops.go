@@ -210,6 +210,13 @@ the largest absolute score dominates. --chart draws the stocks (or --vars),
 			if err != nil {
 				return err
 			}
+			// a flag left out keeps the model's value (SimOptions treats a zero start/stop pair as "the model's")
+			if !cmd.Flags().Changed("start") {
+				start = m.Sim.Start
+			}
+			if !cmd.Flags().Changed("stop") {
+				stop = m.Sim.Stop
+			}
 			res, err := loops.Simulate(cmd.Context(), m, loops.SimOptions{Start: start, Stop: stop, DT: dt, Method: method, Analysis: a})
 			if err != nil {
 				return err
@@ -256,7 +263,7 @@ the largest absolute score dominates. --chart draws the stocks (or --vars),
 	f.StringVar(&vars, "vars", "", "comma-separated variables for --chart (default: the stocks)")
 	f.StringVar(&method, "method", "", "integration method: euler or rk4 (default: the model's, else euler)")
 	f.Float64Var(&dt, "dt", 0, "time step (default: the model's)")
-	f.Float64Var(&start, "start", 0, "start time (with --stop; default: the model's)")
+	f.Float64Var(&start, "start", 0, "start time (default: the model's)")
 	f.Float64Var(&stop, "stop", 0, "stop time (default: the model's)")
 
 	examples := &cobra.Command{
