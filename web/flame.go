@@ -67,7 +67,7 @@ api;runtime.mcall;runtime.schedule;runtime.findRunnable;runtime.netpoll;epoll_wa
 
 // flameRender draws the request body (or a multipart "profile" file or
 // "text" field) as SVG, HTML or folded text, per the query parameters:
-// format, as (svg|html|folded), colors, title, minwidth, maxnodes,
+// format, as (svg|html|folded), colors, title, width, minwidth, maxnodes,
 // inverted, reverse, search, sampleindex. A multipart form with a "before"
 // file or "beforetext" field draws a differential graph (before to the
 // profile), normalised unless nonormalize; elided draws the before side.
@@ -152,6 +152,12 @@ func (s *Server) flameRender(w http.ResponseWriter, r *http.Request) {
 		Reverse:  q.Get("reverse") != "",
 		Elided:   q.Get("elided") != "",
 		MaxNodes: 20000,
+	}
+	if v := q.Get("width"); v != "" {
+		if o.Width, err = strconv.Atoi(v); err != nil || o.Width < 200 || o.Width > 10000 {
+			Error(w, http.StatusBadRequest, "width: want 200 to 10000 pixels")
+			return
+		}
 	}
 	if v := q.Get("maxnodes"); v != "" {
 		if o.MaxNodes, err = strconv.Atoi(v); err != nil || o.MaxNodes < 0 {

@@ -19,6 +19,9 @@
         if (el.type === "checkbox" && !el.checked) continue;
         if (el.value) params.set(el.name, el.value);
       }
+      // draw at the width the frame has on this screen
+      const frameWidth = $("flame-frame").clientWidth || $("flame-form").clientWidth;
+      if (frameWidth >= 200 && !params.get("width")) params.set("width", String(Math.floor(frameWidth) - 4));
       const file = $("flame-file").files[0];
       let body = file || $("flame-text").value;
       const beforeFile = $("flame-before-file").files[0];
@@ -59,6 +62,14 @@
         } else {
           $("flame-folded").classList.add("hide");
           $("flame-frame").classList.remove("hide");
+          $("flame-frame").onload = () => {
+            // fit the frame to the graph's height
+            try {
+              const root = $("flame-frame").contentDocument.documentElement;
+              const h = root.getBoundingClientRect().height;
+              if (h > 0) $("flame-frame").style.height = Math.ceil(h + 8) + "px";
+            } catch (err) { /* keep the default height */ }
+          };
           $("flame-frame").src = lastURL;
         }
       } catch (err) {
