@@ -305,6 +305,9 @@ func (m *Monitor) download(ctx context.Context, l *LogInfo, c Client, st *LogSta
 	if err != nil {
 		return fmt.Errorf("stored frontier of %s: %w", l.Description, err)
 	}
+	if m.Progress != nil {
+		m.Progress(l, st.Position, th.Size)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan job)
 	ordered := make(chan job, m.Workers*2)

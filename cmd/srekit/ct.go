@@ -198,10 +198,10 @@ func runCTWatch(ctx context.Context, fl ctWatchFlags, args []string) error {
 	m := &ct.Monitor{Store: st, Logs: logs, Rules: rules, Workers: fl.workers, Batch: fl.batch, Rate: fl.rate,
 		Poll: fl.poll, Once: fl.once, StartIndex: fl.startIndex, StartTime: startTime, HTTP: hc,
 		UserAgent: "srekit-ct/" + version, Notifier: notifier, Metrics: metrics, Logger: logger}
+	var bar *ctProgress
 	if !fl.noProgress && isatty.IsTerminal(os.Stderr.Fd()) {
-		bar := newCTProgress()
+		bar = newCTProgress()
 		m.Progress = bar.update
-		defer bar.finish()
 	}
 	start := time.Now()
 	var runErr error
@@ -247,6 +247,9 @@ func runCTWatch(ctx context.Context, fl ctWatchFlags, args []string) error {
 		}
 		m.Logs = filterLogs(newList, fl.logFilter)
 		logger.Info("log list changed; monitoring the new set of logs", "logs", len(m.Logs))
+	}
+	if bar != nil {
+		bar.finish()
 	}
 	fs, err := ct.Findings(context.WithoutCancel(ctx), st, ct.FindingFilter{})
 	if err != nil {
@@ -362,7 +365,7 @@ func ctFindingsCmd() *cobra.Command {
 					forms = append(forms, "cert")
 				}
 				t.Rows = append(t.Rows, []string{f.Found.Format(time.DateTime), f.Rule, strings.Join(f.Names, " "), f.Issuer, status,
-					strings.Join(forms, "+"), f.NotAfter.Format(time.DateOnly)})
+					strings.Join(forms, "+"), dateOrDash(f.NotAfter)})
 			}
 			if fs == nil {
 				fs = []*ct.Finding{}
@@ -410,4 +413,11 @@ func ctLogsCmd() *cobra.Command {
 	}
 	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	return cmd
+}
+
+func dateOrDash(t time.Time) string {
+	if t.Year() < 1971 {
+		return "-"
+	}
+	return t.Format(time.DateOnly)
 }
