@@ -67,6 +67,13 @@ func Browser(t testing.TB) context.Context {
 		}
 		t.Skip("SKIPPED: browser test NOT RUN: chromium is not installed (`make test` installs it)")
 	}
+	// The profile directory is ours, not t.TempDir(): Chromium's helper
+	// processes can still be writing to it as the browser exits, which makes
+	// TempDir's own removal fail the test. It is removed best-effort below.
+	profile, err := os.MkdirTemp("", "srekit-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // tests run as root in CI
@@ -76,7 +83,7 @@ func Browser(t testing.TB) context.Context {
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -87,6 +94,7 @@ func Browser(t testing.TB) context.Context {
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
+		os.RemoveAll(profile)
 		t.Fatalf("start chromium: %v", err)
 	}
 	t.Cleanup(func() {
@@ -96,6 +104,12 @@ func Browser(t testing.TB) context.Context {
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
+		for i := 0; i < 10; i++ {
+			if os.RemoveAll(profile) == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 	})
 	return ctx
 }
