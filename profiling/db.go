@@ -461,6 +461,7 @@ func (d *DB) Diff(ctx context.Context, before, after Query) (*flame.Profile, *Me
 // stacks that have a frame matching the pattern.
 type SearchRow struct {
 	Group     string  `json:"group"`
+	Unit      string  `json:"unit"` // a group's profiles in another unit form another row
 	Snapshots int     `json:"snapshots"`
 	Total     int64   `json:"total"`
 	Matched   int64   `json:"matched"`
@@ -534,10 +535,10 @@ func (d *DB) Search(ctx context.Context, q Query, re *regexp.Regexp, groupBy str
 	groups := map[string]*SearchRow{}
 	frames := map[string]map[string]int64{}
 	for _, s := range ss {
-		g := s.Labels[groupBy]
+		g := s.Labels[groupBy] + "\x00" + s.Unit
 		row := groups[g]
 		if row == nil {
-			row = &SearchRow{Group: g}
+			row = &SearchRow{Group: s.Labels[groupBy], Unit: s.Unit}
 			groups[g] = row
 			frames[g] = map[string]int64{}
 		}
@@ -578,7 +579,10 @@ func (d *DB) Search(ctx context.Context, q Query, re *regexp.Regexp, groupBy str
 		if out[i].Share != out[j].Share {
 			return out[i].Share > out[j].Share
 		}
-		return out[i].Group < out[j].Group
+		if out[i].Group != out[j].Group {
+			return out[i].Group < out[j].Group
+		}
+		return out[i].Unit < out[j].Unit
 	})
 	return out, nil
 }
