@@ -81,11 +81,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, h.l.MaxBodyBytes)
 	}
 	c := rt.cluster
-	code, region := h.forward(w, r, rt, c)
+	var code int
+	var region string
+	if proto := upgradeType(r.Header); proto != "" && r.ProtoMajor == 1 {
+		code, region = h.upgrade(w, r, rt, c, proto)
+	} else {
+		code, region = h.forward(w, r, rt, c)
+	}
 	d := time.Since(start)
-	m.metrics.requests.WithLabelValues(c.cfg.Name, region, codeClass(code)).Observe(d.Seconds())
-	if code != 499 && (code < 500 || region != "") {
-		m.timings.Record(region, d)
+	// A relayed session's length (101) is not a latency.
+	if code != http.StatusSwitchingProtocols {
+		m.metrics.requests.WithLabelValues(c.cfg.Name, region, codeClass(code)).Observe(d.Seconds())
+		if code != 499 && (code < 500 || region != "") {
+			m.timings.Record(region, d)
+		}
 	}
 	if m.access != nil {
 		m.access.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr,
