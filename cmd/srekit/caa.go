@@ -213,9 +213,9 @@ func runCAACheck(ctx context.Context, fl caaCheckFlags, args []string) error {
 	}
 	switch worst {
 	case caa.Forbidden:
-		os.Exit(exitForbidden)
+		return exitStatus(exitForbidden)
 	case caa.CannotDecide:
-		os.Exit(exitCannotDecide)
+		return exitStatus(exitCannotDecide)
 	}
 	return nil
 }

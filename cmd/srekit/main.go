@@ -61,6 +61,14 @@ func markUsageErrors(c *cobra.Command) {
 	}
 }
 
+// exitStatus is returned by commands whose exit status carries an answer
+// (caa check: 3 forbidden, 4 cannot decide) after they printed their output;
+// main exits with it and prints nothing more. Returning it instead of calling
+// os.Exit lets deferred clean-up run.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -69,6 +77,10 @@ func main() {
 	})
 	markUsageErrors(root)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var status exitStatus
+		if errors.As(err, &status) {
+			os.Exit(int(status))
+		}
 		fmt.Fprintln(os.Stderr, "srekit: "+err.Error())
 		var ue usageError
 		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
