@@ -3,6 +3,8 @@ package firmware
 import (
 	"context"
 	"errors"
+
+	"github.com/srekit/srekit/firmware/redfish/redfishtest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -192,4 +194,46 @@ func TestUnhealthyHostsLeftAlone(t *testing.T) {
 	if r, _ := f.db.FindRelease(ctx, f.key, "1.46.0"); r.KnownBad {
 		t.Error("a budget halt made the release known-bad")
 	}
+}
+
+// TestRollbackWherePreviousImageKept: the canary's install completes but
+// the host fails verification; the rollout halts and, on a BMC that keeps
+// its previous image, that image is made active again (for the BMC's next
+// restart: the BMC is not reset).
+func TestRollbackWherePreviousImageKept(t *testing.T) {
+	s := storetest.SQLite(t)
+	ctx := context.Background()
+	f := newFleet(t, s, 10, func(b *redfishtest.BMC) { b.KeepsPrevious = true })
+	_, payload := f.release(t, "1.46.0", "ok")
+	spec := f.spec("1.46.0")
+	spec.Phases = []PhaseSpec{{"canary", 10}, {"all", 100}}
+	id, plan := f.start(t, spec)
+	canary := plan.Phases[0][0].Host
+	c := f.controller(payload)
+	c.Installer = &brokenAfter{c.Installer.(*RedfishInstaller)}
+	if err := c.Run(ctx, id); !errors.Is(err, ErrHalted) {
+		t.Fatalf("Run = %v", err)
+	}
+	b := f.bmcs[canary]
+	if !strings.HasSuffix(b.ActiveImage(), "/BMC-previous") || b.Resets() != 0 {
+		t.Errorf("canary %s: active image %s, %d resets", canary, b.ActiveImage(), b.Resets())
+	}
+	hosts, _ := f.db.RolloutHosts(ctx, id)
+	for _, h := range hosts {
+		if h.Host == canary && !strings.Contains(h.Detail, "rolled back: previous image") {
+			t.Errorf("canary detail: %s", h.Detail)
+		}
+		if h.Host != canary && (f.bmcs[h.Host].Installs() != 0 || !strings.HasSuffix(f.bmcs[h.Host].ActiveImage(), "/BMC")) {
+			t.Errorf("%s touched", h.Host)
+		}
+	}
+}
+
+// brokenAfter makes verification fail after a completed install, as a host
+// that comes back broken would; Rollback still reads the real version.
+type brokenAfter struct{ *RedfishInstaller }
+
+func (b *brokenAfter) Version(ctx context.Context, h RolloutHost) (string, error) {
+	v, err := b.RedfishInstaller.Version(ctx, h)
+	return v + " (and the host does not boot)", err
 }

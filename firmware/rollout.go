@@ -273,6 +273,13 @@ type Installer interface {
 	Version(ctx context.Context, h RolloutHost) (string, error)
 }
 
+// Rollbacker is an Installer that can put a host back on the image it ran
+// before, where the hardware keeps it.
+type Rollbacker interface {
+	// Rollback returns what it did, or an error saying why it could not.
+	Rollback(ctx context.Context, h RolloutHost, rel StoredRelease) (string, error)
+}
+
 // RedfishInstaller installs through the BMC's UpdateService: an HTTP push of
 // the payload (or SimpleUpdate from ImageURL), then the task monitor until
 // done, with a stall timeout. It never resets a BMC, even on failure.
@@ -354,6 +361,46 @@ func (ri *RedfishInstaller) Probe(ctx context.Context, h RolloutHost) (string, e
 		return "", err
 	}
 	return "task " + ts[0].ODataID, nil
+}
+
+// Rollback selects the BMC's previous image where the BMC keeps one (a
+// Manager with two SoftwareImages, the updated one active): it PATCHes
+// Links.ActiveSoftwareImage, which takes effect when the BMC next
+// restarts. srekit never restarts a BMC; an operator chooses when.
+// Only hosts that run the new release are rolled back: a failed flash left
+// the old image active and needs nothing.
+func (ri *RedfishInstaller) Rollback(ctx context.Context, h RolloutHost, rel StoredRelease) (string, error) {
+	c, err := ri.client(h)
+	if err != nil {
+		return "", err
+	}
+	v, err := ri.Version(ctx, h)
+	if err != nil {
+		return "", err
+	}
+	if v != rel.Version {
+		return "", fmt.Errorf("runs %q, not the release: nothing to roll back", v)
+	}
+	ms, err := c.Managers(ctx)
+	if err != nil {
+		return "", err
+	}
+	target := "/FirmwareInventory/" + ri.Target
+	for _, m := range ms {
+		active := m.Links.ActiveSoftwareImage.ID
+		if !strings.HasSuffix(active, target) || len(m.Links.SoftwareImages) < 2 {
+			continue
+		}
+		for _, img := range m.Links.SoftwareImages {
+			if img.ID != active {
+				if err := c.SetActiveImage(ctx, m.ODataID, img.ID); err != nil {
+					return "", err
+				}
+				return "previous image " + img.ID + " made active for the BMC's next restart (not restarted by srekit)", nil
+			}
+		}
+	}
+	return "", errors.New("the BMC keeps no previous image")
 }
 
 func (ri *RedfishInstaller) Version(ctx context.Context, h RolloutHost) (string, error) {
@@ -826,6 +873,32 @@ func (c *Controller) finish(ctx context.Context, id int64, h RolloutHost, rel St
 	})
 }
 
+// rollback asks the installer, when it can, to put the failed hosts of the
+// halted phase back on their previous image, and records the outcome.
+func (c *Controller) rollback(ctx context.Context, id int64, rel StoredRelease, phase int) {
+	rb, ok := c.Installer.(Rollbacker)
+	if !ok {
+		return
+	}
+	hosts, err := c.DB.RolloutHosts(ctx, id)
+	if err != nil {
+		return
+	}
+	for _, h := range hosts {
+		if h.Phase != phase || h.State != HostFailed {
+			continue
+		}
+		what, err := rb.Rollback(ctx, h, rel)
+		if err != nil {
+			what = "no rollback: " + err.Error()
+		} else {
+			what = "rolled back: " + what
+		}
+		c.DB.S.Exec(ctx, "UPDATE fw_rollout_hosts SET detail = ? WHERE rollout_id = ? AND host_id = ?", h.Detail+"; "+what, id, h.HostID)
+		c.emit(Event{Rollout: id, Phase: phase, Host: h.Host, State: "rollback", Detail: what})
+	}
+}
+
 // halt stops a rollout. A halt by a failure rule marks the release
 // known-bad; a halt because the unavailability budget is spent does not
 // (unhealthy hosts may have spent it), and says so.
@@ -841,5 +914,6 @@ func (c *Controller) halt(ctx context.Context, ro Rollout, rel StoredRelease, ph
 	if err := c.DB.MarkBad(ctx, rel.ID, true, fmt.Sprintf("rollout %d halted: %s", ro.ID, reason)); err != nil {
 		return err
 	}
+	c.rollback(ctx, ro.ID, rel, phase)
 	return fmt.Errorf("rollout %d: %w in phase %d: %s; release %s marked known-bad", ro.ID, ErrHalted, phase+1, reason, rel.Version)
 }

@@ -30,7 +30,7 @@ var (
 	mockErr  error
 )
 
-func newFleet(t *testing.T, s *store.Store, n int) *fleet {
+func newFleet(t *testing.T, s *store.Store, n int, mods ...func(*redfishtest.BMC)) *fleet {
 	t.Helper()
 	dir := redfishtest.MockupDir(t)
 	mockOnce.Do(func() { mockup, mockErr = redfishtest.LoadMockup(dir) })
@@ -44,6 +44,9 @@ func newFleet(t *testing.T, s *store.Store, n int) *fleet {
 		b := redfishtest.New(mockup)
 		b.Steps = 2
 		b.SetVersion("BMC", "1.45.0")
+		for _, m := range mods {
+			m(b)
+		}
 		url := b.Start(t)
 		name := fmt.Sprintf("node%03d", i)
 		f.bmcs[name] = b

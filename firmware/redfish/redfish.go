@@ -268,6 +268,52 @@ func (c *Client) FirmwareInventory(ctx context.Context) ([]SoftwareInventory, er
 	return out, nil
 }
 
+// Manager is the part of a Manager (the BMC itself) srekit reads: which
+// firmware image is active, and which images it keeps.
+type Manager struct {
+	ODataID string `json:"@odata.id"`
+	Id      string
+	Links   struct {
+		ActiveSoftwareImage Link
+		SoftwareImages      []Link
+	}
+}
+
+// Managers reads every member of the service root's Managers collection.
+func (c *Client) Managers(ctx context.Context) ([]Manager, error) {
+	root, err := c.ServiceRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if root.Managers.ID == "" {
+		return nil, nil
+	}
+	var coll struct{ Members []Link }
+	if err := c.Get(ctx, root.Managers.ID, &coll); err != nil {
+		return nil, err
+	}
+	var out []Manager
+	for _, m := range coll.Members {
+		var mg Manager
+		if err := c.Get(ctx, m.ID, &mg); err != nil {
+			return nil, err
+		}
+		if mg.ODataID == "" {
+			mg.ODataID = m.ID
+		}
+		out = append(out, mg)
+	}
+	return out, nil
+}
+
+// SetActiveImage selects which kept image a manager runs after its next
+// restart (Manager.Links.ActiveSoftwareImage). It does not restart anything.
+func (c *Client) SetActiveImage(ctx context.Context, manager, image string) error {
+	b, _ := json.Marshal(map[string]any{"Links": map[string]any{"ActiveSoftwareImage": map[string]string{"@odata.id": image}}})
+	_, _, err := c.do(ctx, http.MethodPatch, manager, bytes.NewReader(b), "application/json")
+	return err
+}
+
 // RunningTasks lists the tasks of the TaskService that have not finished:
 // after a crash, an update in flight shows up here.
 func (c *Client) RunningTasks(ctx context.Context) ([]Task, error) {

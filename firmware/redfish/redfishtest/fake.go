@@ -104,6 +104,10 @@ type BMC struct {
 	User, Password string
 	// Broken makes every update on this BMC end in Exception, whatever the image.
 	Broken bool
+	// KeepsPrevious gives the BMC a Manager that keeps two images (BMC and
+	// BMC-previous) and lets Links.ActiveSoftwareImage be PATCHed, as BMCs
+	// with A/B flash do. The mockup has no Managers: this one is made up.
+	KeepsPrevious bool
 
 	mu       sync.Mutex
 	docs     Mockup
@@ -142,6 +146,17 @@ func deepCopy(v map[string]any) map[string]any {
 func (b *BMC) Start(t testing.TB) string {
 	if b.Multipart {
 		b.docs["/redfish/v1/UpdateService"]["MultipartHttpPushUri"] = "/redfish/v1/UpdateService/upload"
+	}
+	if b.KeepsPrevious {
+		inv := "/redfish/v1/UpdateService/FirmwareInventory/"
+		prev := deepCopy(b.docs[inv+"BMC"])
+		prev["Id"], prev["@odata.id"] = "BMC-previous", inv+"BMC-previous"
+		b.docs[inv+"BMC-previous"] = prev
+		b.docs["/redfish/v1/Managers"] = map[string]any{"@odata.id": "/redfish/v1/Managers",
+			"Members": []any{map[string]any{"@odata.id": "/redfish/v1/Managers/BMC"}}}
+		b.docs["/redfish/v1/Managers/BMC"] = map[string]any{"@odata.id": "/redfish/v1/Managers/BMC", "Id": "BMC",
+			"Links": map[string]any{"ActiveSoftwareImage": map[string]any{"@odata.id": inv + "BMC"},
+				"SoftwareImages": []any{map[string]any{"@odata.id": inv + "BMC"}, map[string]any{"@odata.id": inv + "BMC-previous"}}}}
 	}
 	b.server = httptest.NewServer(b)
 	t.Cleanup(b.server.Close)
@@ -200,6 +215,8 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		b.get(w, path)
+	case http.MethodPatch:
+		b.patch(w, r, path)
 	case http.MethodPost:
 		if strings.Contains(path, "Reset") {
 			b.mu.Lock()
@@ -212,6 +229,47 @@ func (b *BMC) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "Base.1.0.OperationNotAllowed", r.Method+" is not allowed")
 	}
+}
+
+// ActiveImage is the image the Manager will run (KeepsPrevious only).
+func (b *BMC) ActiveImage() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.docs["/redfish/v1/Managers/BMC"]
+	if m == nil {
+		return ""
+	}
+	links, _ := m["Links"].(map[string]any)
+	act, _ := links["ActiveSoftwareImage"].(map[string]any)
+	id, _ := act["@odata.id"].(string)
+	return id
+}
+
+func (b *BMC) patch(w http.ResponseWriter, r *http.Request, path string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := b.docs[path]
+	if path != "/redfish/v1/Managers/BMC" || m == nil {
+		writeError(w, http.StatusMethodNotAllowed, "Base.1.0.OperationNotAllowed", "PATCH is not allowed on "+path)
+		return
+	}
+	var body struct {
+		Links struct {
+			ActiveSoftwareImage struct {
+				ID string `json:"@odata.id"`
+			}
+		}
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Links.ActiveSoftwareImage.ID == "" {
+		writeError(w, 400, "Base.1.0.MalformedJSON", "want Links.ActiveSoftwareImage")
+		return
+	}
+	if b.docs[body.Links.ActiveSoftwareImage.ID] == nil {
+		writeError(w, 400, "Base.1.0.ResourceMissingAtURI", "no image "+body.Links.ActiveSoftwareImage.ID)
+		return
+	}
+	m["Links"].(map[string]any)["ActiveSoftwareImage"] = map[string]any{"@odata.id": body.Links.ActiveSoftwareImage.ID}
+	writeJSON(w, 200, m)
 }
 
 func (b *BMC) get(w http.ResponseWriter, path string) {
