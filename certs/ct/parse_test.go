@@ -98,6 +98,9 @@ func TestParseRule(t *testing.T) {
 	if err != nil || r.Pattern != ".example.com" || !reflect.DeepEqual(r.Issuers, []string{"letsencrypt.org", "Good CA"}) {
 		t.Fatalf("%+v %v", r, err)
 	}
+	if r, err := ct.ParseRule(".Bücher.example"); err != nil || r.Pattern != ".xn--bcher-kva.example" {
+		t.Fatalf("IDN rule: %+v %v", r, err)
+	}
 	for _, bad := range []string{"", "exa mple/com", "..com", "a..b", "http://x"} {
 		if _, err := ct.ParseRule(bad); err == nil {
 			t.Errorf("ParseRule(%q) accepted", bad)

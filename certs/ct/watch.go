@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // Rule is one watch rule: a DNS name, exact or a whole subtree, and the
@@ -34,6 +36,11 @@ func ParseRule(s string) (Rule, error) {
 		return Rule{}, fmt.Errorf("empty rule")
 	}
 	p := normalizeName(f[0])
+	// Certificates carry A-labels (punycode): a rule in Unicode is converted.
+	base := strings.TrimLeft(p, "*.")
+	if a, err := idna.Lookup.ToASCII(base); err == nil {
+		p = p[:len(p)-len(base)] + a
+	}
 	if strings.HasPrefix(p, "*.") {
 		p = p[1:]
 	}
