@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSamplerCheckAndBadConfig(t *testing.T) {
+	out, errOut, code := run(t, "", "sampler", "check", "--config", "../../sampling/testdata/sampler.yaml")
+	if code != 0 || !strings.Contains(out, "valid") || !strings.Contains(out, "policy 2: errors") {
+		t.Fatalf("check: code %d\n%s%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("policies: [{name: s, latency: {quantile: 2}}]\n"), 0o644)
+	_, errOut, code = run(t, "", "sampler", "check", "--config", bad)
+	if code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "policies[0] (s).latency.quantile") {
+		t.Fatalf("bad config: code %d, stderr %q", code, errOut)
+	}
+	if _, _, code := run(t, "", "sampler"); code != 2 {
+		t.Fatalf("no --config: exit %d, want 2", code)
+	}
+}
+
+// TestSamplerRunsAndStops starts `srekit sampler` on loopback ports, reads
+// its metrics, and stops it with SIGTERM.
+func TestSamplerRunsAndStops(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(cfg, []byte("receivers: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\nmetrics: 127.0.0.1:0\n"), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, srekitBin, "sampler", "--config", cfg)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	metricsRE := regexp.MustCompile(`metrics=(127\.0\.0\.1:\d+)`)
+	sc := bufio.NewScanner(stderr)
+	var metrics string
+	for sc.Scan() {
+		if m := metricsRE.FindStringSubmatch(sc.Text()); m != nil {
+			metrics = m[1]
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if metrics == "" {
+		t.Fatal("no 'sampler running' line with the metrics address")
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := new(strings.Builder)
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	if !strings.Contains(b.String(), "srekit_sampler_buffered_bytes") {
+		t.Fatal("/metrics lacks the sampler's metrics")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sampler did not exit cleanly on SIGTERM: %v", err)
+	}
+}
