@@ -34,6 +34,7 @@ below it, and the boxes above it are what it called.
   render    draw folded stacks (or any input collapse reads) as an
             interactive SVG, or a single offline HTML page
   diff      draw what changed between two profiles: red grew, blue shrank
+  merge     add profiles together (hosts, time slices) into one
 
 Colours follow flamegraph.pl: by default warm colours by name; with
 --colors java: green Java, yellow C++, orange kernel, aqua inlined, red the rest.`,
