@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -50,7 +51,7 @@ Memory is bounded by buffer.max_memory in bytes; under pressure the oldest
 traces are decided early, then stress relief samples statelessly by trace ID.
 
 Prometheus metrics are served on the 'metrics' address (/metrics), with a
-JSON status on /status. Send SIGHUP (or edit the file) to reload policies.
+JSON status on /status and Go profiles on /debug/pprof/. Send SIGHUP (or edit the file) to reload policies.
 
 See 'srekit sampler check' to validate a config and 'srekit sampler eval'
 for the scorecard against head sampling.`,
@@ -133,6 +134,8 @@ func runSampler(ctx context.Context, cfg *sampling.Config, path string, log *slo
 	reg.MustRegister(s, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
