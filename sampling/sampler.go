@@ -276,3 +276,14 @@ func (s *Sampler) Collect(ch chan<- prometheus.Metric) {
 	c(descReloads, s.reloads.Load(), "ok")
 	c(descReloads, s.reloadErrors.Load(), "error")
 }
+
+// ReloadFile reads, validates and applies the policies of a config file;
+// a file that does not load is counted as a failed reload and changes nothing.
+func (s *Sampler) ReloadFile(path string) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		s.reloadErrors.Add(1)
+		return err
+	}
+	return s.Reload(cfg)
+}

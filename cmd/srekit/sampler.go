@@ -207,11 +207,7 @@ func watchReload(ctx context.Context, s *sampling.Sampler, path string, log *slo
 				last = m
 			}
 		}
-		cfg, err := sampling.LoadConfig(path)
-		if err == nil {
-			err = s.Reload(cfg)
-		}
-		if err != nil {
+		if err := s.ReloadFile(path); err != nil {
 			log.Error("reload failed; the previous policies stay in force", "err", err)
 		}
 	}

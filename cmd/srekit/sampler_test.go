@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -58,23 +59,35 @@ func TestSamplerRunsAndStops(t *testing.T) {
 	if metrics == "" {
 		t.Fatal("no 'sampler running' line with the metrics address")
 	}
-	resp, err := http.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := new(strings.Builder)
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
+	scrape := func() string {
+		resp, err := http.Get("http://" + metrics + "/metrics")
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
 	}
-	resp.Body.Close()
-	if !strings.Contains(b.String(), "srekit_sampler_buffered_bytes") {
+	if !strings.Contains(scrape(), "srekit_sampler_buffered_bytes") {
 		t.Fatal("/metrics lacks the sampler's metrics")
 	}
+	// Hot reload: a changed file is picked up; an invalid one is refused.
+	waitMetric := func(line string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if strings.Contains(scrape(), line) {
+				return
+			}
+		}
+		t.Fatalf("metric %q never appeared", line)
+	}
+	time.Sleep(1100 * time.Millisecond) // a new modification time
+	os.WriteFile(cfg, []byte("receivers: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\nmetrics: 127.0.0.1:0\npolicies: [{name: all, probabilistic: {percent: 100}}]\n"), 0o644)
+	waitMetric(`srekit_sampler_config_reloads_total{result="ok"} 1`)
+	waitMetric(`srekit_sampler_policy_traces_total{outcome="kept",policy="all"} 0`)
+	time.Sleep(1100 * time.Millisecond)
+	os.WriteFile(cfg, []byte("policies: [{name: all, probabilistic: {percent: 500}}]\n"), 0o644)
+	waitMetric(`srekit_sampler_config_reloads_total{result="error"} 1`)
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("sampler did not exit cleanly on SIGTERM: %v", err)
