@@ -3,9 +3,9 @@ package firmware
 import (
 	"context"
 	"errors"
-	"syscall"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/srekit/srekit/firmware/redfish/redfishtest"
