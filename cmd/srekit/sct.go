@@ -95,7 +95,7 @@ Exit status: 0 when both policies are met, 3 when one is not, 1 on errors.`,
 				printSCTReport(r)
 			}
 			if !r.Chrome.Compliant || !r.Apple.Compliant {
-				os.Exit(exitNotCompliant)
+				return exitStatus(exitNotCompliant)
 			}
 			return nil
 		},
