@@ -27,14 +27,16 @@ func init() {
 // has a scorecard and a time series to show.
 func samplingDemo(ctx context.Context, st *store.Store) error {
 	res, err := eval.Run(ctx, eval.Options{
-		Workload: eval.WorkloadConfig{Seed: 1, Traces: 3000, Duration: 20 * time.Second, HugeTraces: 1, HugeSpans: 1500},
-		Speedup:  20,
+		// Small and fast: every `serve --demo` (and browser tests with demo
+		// data) runs it.
+		Workload: eval.WorkloadConfig{Seed: 1, Traces: 2000, Duration: 10 * time.Second, HugeTraces: 1, HugeSpans: 1500},
+		Speedup:  40,
 		SamplerConfig: `
-buffer: {decision_wait: 100ms, trace_timeout: 1s, max_spans_per_trace: 1000}
+buffer: {decision_wait: 50ms, trace_timeout: 300ms, max_spans_per_trace: 1000}
 policies:
   - {name: errors, errors: {}}
   - {name: slow, latency: {quantile: 0.97, window: 1m, min_samples: 20}}
-  - {name: dynamic, dynamic: {key: [service, operation, status], goal_rate: 20, interval: 250ms}}
+  - {name: dynamic, dynamic: {key: [service, operation, status], goal_rate: 20, interval: 100ms}}
 `,
 	})
 	if err != nil {
