@@ -341,7 +341,7 @@ func Write(w io.Writer, files []File, comp Compression) error {
 			var zb bytes.Buffer
 			zb.WriteString("CK")
 			dict := folder[max(0, start-blockMax):start]
-			zw, err := flate.NewWriterDict(&zb, flate.BestCompression, dict)
+			zw, err := flate.NewWriterDict(&zb, flate.DefaultCompression, dict)
 			if err != nil {
 				return err
 			}
