@@ -3,6 +3,7 @@ package mesh
 import (
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -187,4 +188,52 @@ func testHistogramCount(t *testing.T, m *Mesh, name, label string) uint64 {
 		}
 	}
 	return n
+}
+
+func TestReloadAddsAndRemovesListeners(t *testing.T) {
+	be := newBackend(t, "a", "127.0.0.2", 0)
+	base := `
+admin: "off"
+routes: [{cluster: api}]
+clusters: [{name: api, endpoints: [{address: "` + be.addr + `"}]}]
+`
+	m, url1 := startMesh(t, base+`listeners: [{addr: "127.0.0.1:0"}]`, nil)
+	first := m.Addrs()[0].String()
+	cfg, err := ParseConfig("two.yaml", []byte(base+`listeners: [{addr: "`+first+`"}, {addr: "127.0.0.1:0", name: second}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first listener's config text changed (port 0 became its port),
+	// so it is reopened on the same address; the second is new.
+	if err := m.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	addrs := m.Addrs()
+	if len(addrs) != 2 {
+		t.Fatalf("listeners after adding one: %v", addrs)
+	}
+	client := newClient()
+	for _, u := range []string{url1, "http://" + addrs[1].String()} {
+		res, err := client.Get(u + "/")
+		if err != nil {
+			t.Fatalf("%s: %v", u, err)
+		}
+		res.Body.Close()
+	}
+	second := addrs[1].String()
+	cfg, err = ParseConfig("one.yaml", []byte(base+`listeners: [{addr: "`+second+`", name: second}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", first, time.Second); err == nil {
+		t.Errorf("the removed listener %s still accepts connections", first)
+	}
+	res, err := client.Get("http://" + second + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
 }

@@ -50,6 +50,8 @@ type Mesh struct {
 	cfg       *Config
 	path      string
 	servers   []*http.Server
+	lns       []net.Listener
+	lkeys     []string // each listener's config, to tell which changed on reload
 	addrs     []net.Addr
 	admin     *http.Server
 	adminAddr net.Addr
@@ -175,6 +177,8 @@ func (m *Mesh) Start() error {
 			return err
 		}
 		m.servers = append(m.servers, srv)
+		m.lns = append(m.lns, ln)
+		m.lkeys = append(m.lkeys, fmt.Sprint(l))
 		m.addrs = append(m.addrs, ln.Addr())
 		go srv.Serve(ln)
 	}
@@ -291,8 +295,9 @@ func (m *Mesh) currentConfig() *Config {
 }
 
 // Reload re-reads the config file and swaps it in. A bad file leaves the
-// running config as it was. Listener and admin changes need a restart and
-// are reported as an error after the rest has been applied.
+// running config as it was. Listeners are added, removed and reopened as
+// the file says; an admin change needs a restart and is reported as an
+// error after the rest has been applied.
 func (m *Mesh) Reload() error {
 	if m.path == "" {
 		return errors.New("the mesh was not started from a file")
@@ -337,15 +342,71 @@ func (m *Mesh) Apply(cfg *Config) error {
 			}()
 		}
 	}
-	listenersChanged := fmt.Sprint(cfg.Listeners) != fmt.Sprint(m.cfg.Listeners) || cfg.Admin != m.cfg.Admin
-	cfg.Listeners, cfg.Admin = m.cfg.Listeners, m.cfg.Admin
+	var lerr error
+	if m.servers != nil {
+		lerr = m.applyListeners(cfg.Listeners)
+	}
+	adminChanged := cfg.Admin != m.cfg.Admin
+	cfg.Admin = m.cfg.Admin
+	if lerr != nil || m.servers == nil {
+		cfg.Listeners = m.cfg.Listeners
+	}
 	m.cfg = cfg
 	m.metrics.reloads.WithLabelValues("ok").Inc()
-	m.log.Info("config reloaded", "clusters", len(cfg.Clusters), "routes", len(cfg.Routes))
-	if listenersChanged {
-		return errors.New("routes and clusters reloaded; listener and admin changes need a restart")
+	m.log.Info("config reloaded", "clusters", len(cfg.Clusters), "routes", len(cfg.Routes), "listeners", len(m.servers))
+	if lerr != nil {
+		return fmt.Errorf("routes and clusters reloaded, listeners not all: %w", lerr)
+	}
+	if adminChanged {
+		return errors.New("routes, clusters and listeners reloaded; an admin change needs a restart")
 	}
 	return nil
+}
+
+// applyListeners closes the listeners no longer configured (their requests
+// in flight finish) and opens the new ones. A listener whose settings
+// changed is closed and reopened on its address: requests in flight are
+// kept, but a connection attempt in that instant can be refused.
+func (m *Mesh) applyListeners(want []Listener) error {
+	keep := map[string]int{}
+	for _, l := range want {
+		keep[fmt.Sprint(l)]++
+	}
+	var servers []*http.Server
+	var lns []net.Listener
+	var keys []string
+	var addrs []net.Addr
+	for i, k := range m.lkeys {
+		if keep[k] > 0 {
+			keep[k]--
+			servers, lns, keys, addrs = append(servers, m.servers[i]), append(lns, m.lns[i]), append(keys, k), append(addrs, m.addrs[i])
+			continue
+		}
+		m.lns[i].Close() // stop accepting now, so the address is free
+		srv := m.servers[i]
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		}()
+	}
+	var errs []error
+	for _, l := range want {
+		k := fmt.Sprint(l)
+		if keep[k] == 0 {
+			continue
+		}
+		keep[k]--
+		srv, ln, err := m.listen(l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		servers, lns, keys, addrs = append(servers, srv), append(lns, ln), append(keys, k), append(addrs, ln.Addr())
+		go srv.Serve(ln)
+	}
+	m.servers, m.lns, m.lkeys, m.addrs = servers, lns, keys, addrs
+	return errors.Join(errs...)
 }
 
 // Close stops the listeners, letting requests in flight finish (up to ctx),
@@ -375,7 +436,7 @@ func (m *Mesh) closeLocked() {
 			c.close(true)
 		}
 	}
-	m.servers = nil
+	m.servers, m.lns, m.lkeys, m.addrs = nil, nil, nil, nil
 	if m.accessF != nil {
 		m.accessF.Close()
 		m.accessF = nil
