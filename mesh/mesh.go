@@ -348,7 +348,7 @@ func (m *Mesh) Apply(cfg *Config) error {
 	}
 	adminChanged := cfg.Admin != m.cfg.Admin
 	cfg.Admin = m.cfg.Admin
-	if lerr != nil || m.servers == nil {
+	if lerr != nil {
 		cfg.Listeners = m.cfg.Listeners
 	}
 	m.cfg = cfg
