@@ -105,10 +105,10 @@ log "go vet"
 go vet ./... || status=1
 if [ -n "$plain" ]; then
   log "go test"
-  go test -timeout 20m $plain || status=1
+  go test -count=1 -timeout 20m $plain || status=1
 fi
 if [ -n "$race" ]; then
   log "go test -race"
-  go test -race -timeout 20m $race || status=1
+  go test -count=1 -race -timeout 20m $race || status=1
 fi
 exit $status
