@@ -564,33 +564,20 @@ func fwHostsCmd() *cobra.Command {
 }
 
 func fwBehindCmd() *cobra.Command {
-	out := outputFormat("table")
-	cmd := &cobra.Command{
-		Use:   "behind",
-		Short: "Hosts whose firmware is older than the approved target for their model",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
-			sts, err := db.Behind(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return fwStatusTable(sts).write(cmd.OutOrStdout(), out, sts)
-		},
-	}
-	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
-	return cmd
+	return fwStatusQueryCmd("behind", "Hosts whose firmware is older than the approved target for their model", (*firmware.DB).Behind)
 }
 
 func fwBadCmd() *cobra.Command {
+	return fwStatusQueryCmd("bad", "Hosts running a release marked known-bad", (*firmware.DB).OnKnownBad)
+}
+
+// fwStatusQueryCmd is a command that prints the host statuses one versions
+// database query returns.
+func fwStatusQueryCmd(use, short string, query func(*firmware.DB, context.Context) ([]firmware.Status, error)) *cobra.Command {
 	out := outputFormat("table")
 	cmd := &cobra.Command{
-		Use:   "bad",
-		Short: "Hosts running a release marked known-bad",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			db, done, err := fwDB(cmd)
@@ -598,7 +585,7 @@ func fwBadCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			sts, err := db.OnKnownBad(cmd.Context())
+			sts, err := query(db, cmd.Context())
 			if err != nil {
 				return err
 			}
