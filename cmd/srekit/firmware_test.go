@@ -20,18 +20,7 @@ import (
 // fwRun runs srekit against one database and returns stdout, stderr, exit code.
 func fwRun(t *testing.T, db string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(srekitBin, args...)
-	cmd.Env = append(os.Environ(), "SREKIT_DB="+db)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return runIn(t, db, "", args...)
 }
 
 // TestFirmwareCLI walks the commands a user runs: inventory of 20 fake BMCs

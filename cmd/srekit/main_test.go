@@ -37,11 +37,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// run runs srekit with args and returns stdout, stderr and the exit code.
+// run runs srekit with args on a fresh database and returns stdout, stderr
+// and the exit code.
 func run(t *testing.T, stdin string, args ...string) (string, string, int) {
 	t.Helper()
+	return runIn(t, filepath.Join(t.TempDir(), "cli.db"), stdin, args...)
+}
+
+// runIn is run against the database db (SREKIT_DB).
+func runIn(t *testing.T, db, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(srekitBin, args...)
-	cmd.Env = append(os.Environ(), "SREKIT_DB="+filepath.Join(t.TempDir(), "cli.db"))
+	cmd.Env = append(os.Environ(), "SREKIT_DB="+db)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
