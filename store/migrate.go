@@ -5,10 +5,13 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
+	"syscall"
 	"testing/fstest"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // migrations holds the schema as goose SQL files, one per part of srekit
@@ -63,21 +66,53 @@ func migrationFS(d Dialect) (fs.FS, error) {
 	return out, nil
 }
 
+// migrate brings the schema up to date. Several processes may open the same
+// database at once (a server and a CLI command, two servers), so migrations
+// run under a lock: PostgreSQL's advisory session lock, or on SQLite an
+// exclusive flock on a file beside the database.
 func (s *Store) migrate(ctx context.Context) error {
 	fsys, err := migrationFS(s.Dialect)
 	if err != nil {
 		return err
 	}
+	opts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	gd := goose.DialectSQLite3
 	if s.Dialect == Postgres {
 		gd = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300)) // retry each second, 5 minutes at most
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	} else if s.Location != ":memory:" {
+		unlock, err := lockFile(s.Location + ".migrate-lock")
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	p, err := goose.NewProvider(gd, s.DB, fsys, goose.WithAllowOutofOrder(true))
+	p, err := goose.NewProvider(gd, s.DB, fsys, opts...)
 	if err != nil {
 		return err
 	}
 	_, err = p.Up(ctx)
 	return err
+}
+
+// lockFile takes an exclusive flock on path, waiting for other holders.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("migration lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // SchemaVersion returns the highest applied migration number.

@@ -101,3 +101,33 @@ func TestRebind(t *testing.T) {
 		t.Fatal("SQLite query was rewritten")
 	}
 }
+
+// TestConcurrentOpenMigratesOnce opens one new database from several
+// goroutines at once, as a server and CLI commands started together do.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := t.TempDir() + "/shared.db"
+		concurrentOpen(t, path)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		concurrentOpen(t, storetest.PostgresURL(t))
+	})
+}
+
+func concurrentOpen(t *testing.T, dsn string) {
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		go func() {
+			s, err := store.Open(context.Background(), dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 6; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent open: %v", err)
+		}
+	}
+}
