@@ -200,39 +200,38 @@ func (s *Server) buildLoopsView(ctx context.Context, v *loopsView) {
 	}
 }
 
-func (s *Server) loopsAPIAnalyze(w http.ResponseWriter, r *http.Request) {
+// analyzePosted parses the model in the request body and analyses its loops,
+// answering the error itself when either fails (ok is then false).
+func analyzePosted(w http.ResponseWriter, r *http.Request) (m *loops.Model, a *loops.Analysis, ok bool) {
 	body, err := ReadBody(r)
 	if err != nil {
 		Error(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
+		return nil, nil, false
 	}
-	m, err := loops.ParseFile("model", strings.NewReader(string(body)))
+	m, err = loops.ParseFile("model", strings.NewReader(string(body)))
 	if err != nil {
 		Error(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, nil, false
 	}
-	a, err := loops.Analyze(r.Context(), m, maxWebLoops)
+	a, err = loops.Analyze(r.Context(), m, maxWebLoops)
 	if err != nil {
 		Error(w, http.StatusServiceUnavailable, err.Error())
+		return nil, nil, false
+	}
+	return m, a, true
+}
+
+func (s *Server) loopsAPIAnalyze(w http.ResponseWriter, r *http.Request) {
+	_, a, ok := analyzePosted(w, r)
+	if !ok {
 		return
 	}
 	WriteJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) loopsAPISimulate(w http.ResponseWriter, r *http.Request) {
-	body, err := ReadBody(r)
-	if err != nil {
-		Error(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	}
-	m, err := loops.ParseFile("model", strings.NewReader(string(body)))
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	a, err := loops.Analyze(r.Context(), m, maxWebLoops)
-	if err != nil {
-		Error(w, http.StatusServiceUnavailable, err.Error())
+	m, a, ok := analyzePosted(w, r)
+	if !ok {
 		return
 	}
 	res, err := loops.Simulate(r.Context(), m, loops.SimOptions{Analysis: a, MaxSteps: 200_000})

@@ -130,15 +130,7 @@ func TestCTWatchReloadsLogList(t *testing.T) {
 	waitFor("log 0", func(s string) bool { return strings.Contains(s, "reload log 0") && strings.Contains(s, "ok") })
 	os.WriteFile(list, ctlogtest.LogList(entries...), 0o644)
 	waitFor("log 1", func(s string) bool { return strings.Contains(s, "reload log 1") && strings.Count(s, " ok ") >= 2 })
-	cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGINT: %v; stderr %s", err, errb.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("did not stop on SIGINT")
+	if err := stopWith(t, cmd, syscall.SIGINT, 20*time.Second); err != nil {
+		t.Fatalf("exit after SIGINT: %v; stderr %s", err, errb.String())
 	}
 }

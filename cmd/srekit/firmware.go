@@ -51,6 +51,19 @@ mostly software").
 	root.AddCommand(group)
 }
 
+// withFwDB gives a command's RunE the versions database, opened from --db
+// and closed when the command returns.
+func withFwDB(run func(cmd *cobra.Command, db *firmware.DB, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, done, err := fwDB(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return run(cmd, db, args)
+	}
+}
+
 func fwDB(cmd *cobra.Command) (*firmware.DB, func(), error) {
 	st, err := store.Open(cmd.Context(), dbFlag)
 	if err != nil {
@@ -329,12 +342,7 @@ Manufacturer/Name/lower-case Id, e.g. "Contoso/Contoso BMC Firmware/bmc").`,
 		Use:   "list",
 		Short: "List releases with their CVEs, known-bad flags and the models targeting them",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			rs, err := db.Releases(cmd.Context())
 			if err != nil {
 				return err
@@ -353,7 +361,7 @@ Manufacturer/Name/lower-case Id, e.g. "Contoso/Contoso BMC Firmware/bmc").`,
 					strings.Join(is, " "), strings.Join(r.Target, " "), bad})
 			}
 			return t.write(cmd.OutOrStdout(), out, rs)
-		},
+		}),
 	}
 	list.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	var reason string
@@ -545,18 +553,13 @@ func fwHostsCmd() *cobra.Command {
 		Short:   "What every host (or --host) runs, against its approved targets",
 		Example: "  srekit firmware hosts --host web01",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			sts, _, err := db.Status(cmd.Context(), firmware.Filter{Host: host})
 			if err != nil {
 				return err
 			}
 			return fwStatusTable(sts).write(cmd.OutOrStdout(), out, sts)
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&host, "host", "", "one host")
 	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
@@ -579,18 +582,13 @@ func fwStatusQueryCmd(use, short string, query func(*firmware.DB, context.Contex
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			sts, err := query(db, cmd.Context())
 			if err != nil {
 				return err
 			}
 			return fwStatusTable(sts).write(cmd.OutOrStdout(), out, sts)
-		},
+		}),
 	}
 	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	return cmd
@@ -603,12 +601,7 @@ func fwCVECmd() *cobra.Command {
 		Short:   "Hosts exposed to a CVE: running a version older than the first release that fixes it",
 		Example: "  srekit firmware cve CVE-2023-34329",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			as, err := db.AffectedBy(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -622,7 +615,7 @@ func fwCVECmd() *cobra.Command {
 				t.Rows = append(t.Rows, []string{a.Host, a.Model, a.Slot, a.Key.String(), a.Version, a.FixedIn, certain})
 			}
 			return t.write(cmd.OutOrStdout(), out, as)
-		},
+		}),
 	}
 	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	return cmd
@@ -634,12 +627,7 @@ func fwSpreadCmd() *cobra.Command {
 		Use:   "spread",
 		Short: "Version spread: how many hosts of each model run each version of each component",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			sp, err := db.Spread(cmd.Context())
 			if err != nil {
 				return err
@@ -651,7 +639,7 @@ func fwSpreadCmd() *cobra.Command {
 				}
 			}
 			return t.write(cmd.OutOrStdout(), out, sp)
-		},
+		}),
 	}
 	cmd.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	return cmd
@@ -687,12 +675,7 @@ The spec (YAML):
 		Short:   "Show the phases a spec makes from the versions database, without starting anything",
 		Example: "  srekit firmware rollout plan bmc-1.46.yaml",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			p, err := fwPlan(cmd, db, args[0])
 			if err != nil {
 				return err
@@ -721,7 +704,7 @@ The spec (YAML):
 				fmt.Fprintf(w, "phase %d %-8s %5d hosts  %s\n", i+1, p.Spec.Phases[i].Name, len(ph), strings.Join(names, " "))
 			}
 			return nil
-		},
+		}),
 	}
 	var rf fwRunFlags
 	start := &cobra.Command{
@@ -729,12 +712,7 @@ The spec (YAML):
 		Short:   "Create a rollout from a spec and run it to the end (or a halt)",
 		Example: "  srekit firmware rollout start bmc-1.46.yaml --bmc-user root --bmc-password-env BMC_PASSWORD",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			p, err := fwPlan(cmd, db, args[0])
 			if err != nil {
 				return err
@@ -745,7 +723,7 @@ The spec (YAML):
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "rollout %d created: %d hosts in %d phases; resume with 'srekit firmware rollout run %d'\n", id, p.Total, len(p.Phases), id)
 			return rf.run(cmd, db, id)
-		},
+		}),
 	}
 	rf.flags(start)
 	var rf2 fwRunFlags
@@ -773,12 +751,7 @@ The spec (YAML):
 		Use:   "list",
 		Short: "List rollouts with their state and progress",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, done, err := fwDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: withFwDB(func(cmd *cobra.Command, db *firmware.DB, args []string) error {
 			rs, err := db.Rollouts(cmd.Context())
 			if err != nil {
 				return err
@@ -793,7 +766,7 @@ The spec (YAML):
 					strconv.Itoa(d), strconv.Itoa(f), strconv.Itoa(in), strconv.Itoa(p), r.HaltReason})
 			}
 			return t.write(cmd.OutOrStdout(), out, rs)
-		},
+		}),
 	}
 	list.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	out2 := outputFormat("table")

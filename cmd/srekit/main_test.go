@@ -37,6 +37,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// stopWith sends sig to a srekit process and waits up to within for it to
+// exit; the returned error is the process's exit error (nil: exit 0).
+func stopWith(t *testing.T, cmd *exec.Cmd, sig os.Signal, within time.Duration) error {
+	t.Helper()
+	cmd.Process.Signal(sig)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		cmd.Process.Kill()
+		t.Fatalf("srekit did not stop within %v of %v", within, sig)
+		return nil
+	}
+}
+
 // run runs srekit with args on a fresh database and returns stdout, stderr
 // and the exit code.
 func run(t *testing.T, stdin string, args ...string) (string, string, int) {
@@ -195,16 +212,8 @@ func TestServeDemoAndGracefulShutdown(t *testing.T) {
 	if !strings.Contains(body.String(), "4.98") {
 		t.Fatal("/cost on the demo server lacks the LaaS figures")
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve exited with %v after SIGTERM: %s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop within 15 s of SIGTERM")
+	if err := stopWith(t, cmd, syscall.SIGTERM, 15*time.Second); err != nil {
+		t.Fatalf("serve exited with %v after SIGTERM: %s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "shutting down") {
 		t.Errorf("no shutdown log line: %s", stderr.String())

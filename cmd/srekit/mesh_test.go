@@ -86,16 +86,8 @@ func TestMeshCLIServesReloadsAndStops(t *testing.T) {
 	if got := get(); got != "from backend" {
 		t.Fatalf("after a refused reload: %q", got)
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("srekit mesh did not stop on SIGTERM")
+	if err := stopWith(t, cmd, syscall.SIGTERM, 20*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "reload") || !strings.Contains(stderr.String(), "did not find expected") {
 		t.Errorf("the refused reload was not logged:\n%s", stderr.String())
