@@ -482,7 +482,7 @@ func (s *Service) Complete(ctx context.Context, id int64, r CaptureResult) (*Cap
 		if start.IsZero() {
 			start = end.Add(-time.Duration(c.Seconds) * time.Second)
 		}
-		snap := &Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: labels, Start: start, End: end, Source: source, Profile: d.Profile}
+		snap := &Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: labels, Start: start, End: end, Source: source, Profile: d.Profile, Timeline: d.Timeline}
 		sid, _, err := s.DB.Save(ctx, snap)
 		if err != nil {
 			return nil, err

@@ -28,6 +28,7 @@ type DB struct {
 type saveReq struct {
 	s    *Snapshot
 	data []byte
+	tl   []byte // encoded timeline, if any
 	raw  int
 	id   int64
 	dup  bool
@@ -58,7 +59,7 @@ func (d *DB) commitLoop() {
 		err := d.S.InTx(ctx, func(tx *store.Tx) error {
 			for _, r := range reqs {
 				var err error
-				if r.id, r.dup, err = saveTx(ctx, tx, r.s, r.data, r.raw); err != nil {
+				if r.id, r.dup, err = saveTx(ctx, tx, r); err != nil {
 					return err
 				}
 			}
@@ -69,7 +70,7 @@ func (d *DB) commitLoop() {
 			for _, r := range reqs {
 				r.err = d.S.InTx(ctx, func(tx *store.Tx) error {
 					var err error
-					r.id, r.dup, err = saveTx(ctx, tx, r.s, r.data, r.raw)
+					r.id, r.dup, err = saveTx(ctx, tx, r)
 					return err
 				})
 			}
@@ -126,11 +127,20 @@ func (d *DB) Save(ctx context.Context, s *Snapshot) (id int64, dup bool, err err
 		return 0, false, fmt.Errorf("save snapshot: encode: %w", err)
 	}
 	s.Hash, s.Total = hash, total
+	var tl []byte
+	if s.Timeline != nil && len(s.Timeline.Samples) > 0 {
+		if tl, err = s.Timeline.Encode(); err != nil {
+			return 0, false, fmt.Errorf("save snapshot: %w", err)
+		}
+		if len(tl) > maxTimelineBytes {
+			tl = nil // the snapshot is kept; only its sub-second view is not
+		}
+	}
 	d.batchOnce.Do(func() {
 		d.batch = make(chan *saveReq, maxBatch)
 		go d.commitLoop()
 	})
-	r := &saveReq{s: s, data: data, raw: raw, done: make(chan struct{})}
+	r := &saveReq{s: s, data: data, tl: tl, raw: raw, done: make(chan struct{})}
 	select {
 	case d.batch <- r:
 	case <-ctx.Done():
@@ -141,11 +151,13 @@ func (d *DB) Save(ctx context.Context, s *Snapshot) (id int64, dup bool, err err
 		return 0, false, r.err
 	}
 	s.ID = r.id
+	s.HasTimeline = r.tl != nil
 	return r.id, r.dup, nil
 }
 
 // saveTx writes an encoded snapshot inside a transaction.
-func saveTx(ctx context.Context, tx *store.Tx, s *Snapshot, data []byte, raw int) (id int64, dup bool, err error) {
+func saveTx(ctx context.Context, tx *store.Tx, r *saveReq) (id int64, dup bool, err error) {
+	s, data, raw := r.s, r.data, r.raw
 	labels := s.Labels.canonical()
 	if _, err := tx.Exec(ctx, `INSERT INTO profiling_blobs (hash, data, raw_bytes, total) VALUES (?, ?, ?, ?)
 		ON CONFLICT (hash) DO NOTHING`, s.Hash, data, raw, s.Total); err != nil {
@@ -160,6 +172,9 @@ func saveTx(ctx context.Context, tx *store.Tx, s *Snapshot, data []byte, raw int
 		err = tx.QueryRow(ctx, `SELECT id FROM profiling_snapshots
 			WHERE blob_hash = ? AND kind = ? AND labels = ? AND start_ms = ? AND end_ms = ?`,
 			s.Hash, s.Kind, labels, ms(s.Start), ms(s.End)).Scan(&id)
+		if err == nil && r.tl != nil {
+			err = saveTimelineTx(ctx, tx, id, r.tl, s.Timeline)
+		}
 		return id, true, err
 	}
 	if err != nil {
@@ -168,6 +183,11 @@ func saveTx(ctx context.Context, tx *store.Tx, s *Snapshot, data []byte, raw int
 	for k, v := range s.Labels {
 		if _, err := tx.Exec(ctx, "INSERT INTO profiling_labels (snapshot_id, key, value) VALUES (?, ?, ?)", id, k, v); err != nil {
 			return 0, false, fmt.Errorf("save snapshot labels: %w", err)
+		}
+	}
+	if r.tl != nil {
+		if err := saveTimelineTx(ctx, tx, id, r.tl, s.Timeline); err != nil {
+			return 0, false, err
 		}
 	}
 	return id, false, nil
@@ -220,7 +240,8 @@ func (d *DB) List(ctx context.Context, q Query) ([]Snapshot, error) {
 			exact = false
 		}
 	}
-	query := `SELECT s.id, s.blob_hash, s.kind, s.unit, s.labels, s.start_ms, s.end_ms, s.source, s.total, s.resolution
+	query := `SELECT s.id, s.blob_hash, s.kind, s.unit, s.labels, s.start_ms, s.end_ms, s.source, s.total, s.resolution,
+		CASE WHEN EXISTS (SELECT 1 FROM profiling_timelines t WHERE t.snapshot_id = s.id) THEN 1 ELSE 0 END
 		FROM profiling_snapshots s`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
@@ -238,14 +259,15 @@ func (d *DB) List(ctx context.Context, q Query) ([]Snapshot, error) {
 	for rows.Next() {
 		var s Snapshot
 		var labels string
-		var start, end int64
-		if err := rows.Scan(&s.ID, &s.Hash, &s.Kind, &s.Unit, &labels, &start, &end, &s.Source, &s.Total, &s.Resolution); err != nil {
+		var start, end, timeline int64
+		if err := rows.Scan(&s.ID, &s.Hash, &s.Kind, &s.Unit, &labels, &start, &end, &s.Source, &s.Total, &s.Resolution, &timeline); err != nil {
 			return nil, fmt.Errorf("list snapshots: %w", err)
 		}
 		if s.Labels, err = parseLabelsJSON(labels); err != nil {
 			return nil, fmt.Errorf("snapshot %d labels: %w", s.ID, err)
 		}
 		s.Start, s.End = fromMS(start), fromMS(end)
+		s.HasTimeline = timeline != 0
 		if !q.Selector.Matches(s.Labels) {
 			continue
 		}
@@ -328,6 +350,9 @@ type MergeResult struct {
 	Stacks    int            `json:"stacks"`
 	Start     time.Time      `json:"start"`
 	End       time.Time      `json:"end"`
+	// Samples and Ranges describe a merge of time ranges (MergeRanges).
+	Samples int     `json:"samples,omitempty"`
+	Ranges  []Range `json:"ranges,omitempty"`
 }
 
 // Merge sums every snapshot q selects into one profile. The selection must be
@@ -605,6 +630,9 @@ func deleteTx(ctx context.Context, tx *store.Tx, ids []int64) error {
 				args[j] = id
 			}
 			ph := strings.TrimSuffix(strings.Repeat("?,", len(part)), ",")
+			if _, err := tx.Exec(ctx, "DELETE FROM profiling_timelines WHERE snapshot_id IN ("+ph+")", args...); err != nil {
+				return fmt.Errorf("delete snapshot timelines: %w", err)
+			}
 			if _, err := tx.Exec(ctx, "DELETE FROM profiling_labels WHERE snapshot_id IN ("+ph+")", args...); err != nil {
 				return fmt.Errorf("delete snapshot labels: %w", err)
 			}

@@ -47,6 +47,10 @@ type Decoded struct {
 	TimeNanos     int64
 	// Labels the upload itself carries (OTLP resource attributes).
 	Labels Labels
+	// Timeline is each sample's time (perf script input only); when the
+	// input has samples but no timeline could be kept, NoTimeline says why.
+	Timeline   *Timeline
+	NoTimeline string
 }
 
 // Formats srekit ingests.
@@ -89,7 +93,14 @@ func Decode(data []byte, format, kind, unit string, lim Limits) ([]Decoded, erro
 	case FormatPerf, "perf_script":
 		var p *flame.Profile
 		p, err = collapsePerf(raw)
-		out = []Decoded{{Kind: orDefault(kind, "cpu"), Unit: orDefault(unit, "samples"), Profile: p}}
+		d := Decoded{Kind: orDefault(kind, "cpu"), Unit: orDefault(unit, "samples"), Profile: p}
+		if err == nil {
+			var terr error
+			if d.Timeline, terr = perfTimeline(raw, p); terr != nil {
+				d.NoTimeline = terr.Error()
+			}
+		}
+		out = []Decoded{d}
 	case FormatOTLP, FormatOTLPJSON:
 		out, err = decodeOTLP(raw, format == FormatOTLPJSON)
 		if err == nil && kind != "" {

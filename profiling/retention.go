@@ -108,7 +108,7 @@ func (d *DB) Compact(ctx context.Context, pol Retention, now time.Time) (Compact
 				if err := deleteTx(ctx, tx, ids); err != nil {
 					return err
 				}
-				_, _, err := saveTx(ctx, tx, agg, data, raw)
+				_, _, err := saveTx(ctx, tx, &saveReq{s: agg, data: data, raw: raw})
 				return err
 			})
 			if err != nil {

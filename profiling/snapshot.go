@@ -40,8 +40,14 @@ type Snapshot struct {
 	Source     string    `json:"source"` // pprof, folded, perf, pyroscope, agent:HOST, merge, ...
 	Total      int64     `json:"total"`
 	Resolution string    `json:"resolution"` // raw, hour, day
+	// HasTimeline says the snapshot keeps each sample's time (perf script
+	// input), so it has a sub-second heat map and time-range flame graphs.
+	HasTimeline bool `json:"timeline"`
 	// Profile is the stacks; nil in listings.
 	Profile *flame.Profile `json:"-"`
+	// Timeline is the per-sample time order to store with a new snapshot;
+	// nil in listings and for formats without timestamps.
+	Timeline *Timeline `json:"-"`
 }
 
 // Resolutions of stored snapshots, finest first.
