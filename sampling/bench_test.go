@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
@@ -14,7 +13,7 @@ import (
 func BenchmarkPipeline(b *testing.B) {
 	cfg, _ := ParseConfig(nil)
 	ps, _ := cfg.BuildPolicies()
-	buf := NewBuffer(BufferConfig{DecisionWait: time.Millisecond}, func(t *Trace, _ Trigger) Decision { return ps.Decide(t, time.Now()) }, func(ptrace.Traces) {})
+	buf := NewBuffer(BufferConfig{DecisionWait: time.Millisecond}, func(t *Trace, _ Trigger) Decision { return ps.Decide(t, time.Now()) }, func([]byte, int) {})
 	var reqs [][]byte
 	for r := 0; r < 20; r++ {
 		var specs []spanSpec
@@ -34,11 +33,9 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		req, err := DecodeOTLP(reqs[i%len(reqs)], "proto")
-		if err != nil {
+		if err := buf.AddRequest(reqs[i%len(reqs)]); err != nil {
 			b.Fatal(err)
 		}
-		buf.Add(req.Traces())
 		if i%10 == 9 {
 			time.Sleep(2 * time.Millisecond)
 			buf.Tick()

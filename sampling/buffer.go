@@ -104,8 +104,10 @@ type Decision struct {
 // locked, so it must not call back into the buffer.
 type Decider func(t *Trace, trig Trigger) Decision
 
-// Emitter receives kept spans, ready to export, outside any lock.
-type Emitter func(ptrace.Traces)
+// Emitter receives kept spans, ready to export, outside any lock: body is
+// an encoded OTLP ExportTraceServiceRequest holding spans spans. The
+// emitter owns body.
+type Emitter func(body []byte, spans int)
 
 // nShards splits the buffer by trace ID so receivers on several cores do
 // not contend for one lock. Each shard gets an equal part of MaxMemory.
@@ -198,78 +200,73 @@ func (b *Buffer) CacheBytes() int64 {
 	return n
 }
 
-// pending collects what to emit once the shard lock is released.
+// pending collects what to emit once the shard lock is released: one
+// export body for everything decided together.
 type pending struct {
-	spans []stampedSpan
+	body  []byte
+	spans int
 }
 
-type stampedSpan struct {
-	ref spanRef
-}
-
-func (p *pending) keep(refs []spanRef, th Threshold, rv uint64, writeRV bool) {
-	// Spans of a trace nearly always share one tracestate: rewrite it once.
-	var lastIn, lastOut string
-	have := false
-	for _, r := range refs {
-		ts := r.span.TraceState()
-		in := ts.AsRaw()
-		if !have || in != lastIn {
-			lastIn, lastOut, have = in, WithThreshold(in, th, rv, writeRV), true
-		}
-		ts.FromRaw(lastOut)
-		p.spans = append(p.spans, stampedSpan{r})
+// keep appends fragments with the decision's threshold written on their spans.
+func (p *pending) keep(frags [][]byte, th Threshold, rv uint64, writeRV bool) {
+	st := stamper{th: th, rv: rv, writeRV: writeRV}
+	for _, f := range frags {
+		var n int
+		p.body, n = st.appendFragment(p.body, f)
+		p.spans += n
 	}
 }
 
-// Add buffers the spans of td (taking ownership of it) and emits what can
-// go out at once: late spans of kept traces, stateless keeps under stress,
-// traces decided because they hit a cap or memory ran short.
-//
-// The spans are grouped by shard first and each shard is locked once, so
-// the spans of one trace in one request are added together: a decision
-// (on another goroutine's Tick) never falls between them.
+// Add buffers the spans of td. It encodes td and goes through AddRequest;
+// receivers call AddRequest with the body as it came.
 func (b *Buffer) Add(td ptrace.Traces) {
-	now := b.now()
-	var byShard [nShards][]spanRef
-	per := td.SpanCount()/nShards + 4
-	for i := range byShard {
-		byShard[i] = make([]spanRef, 0, per)
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err == nil {
+		err = b.AddRequest(body)
 	}
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		res := &resourceRef{res: rs.Resource(), schemaURL: rs.SchemaUrl()}
-		if v, ok := rs.Resource().Attributes().Get("service.name"); ok {
-			res.service = v.AsString()
-		}
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			scope := &scopeRef{res: res, scope: ss.Scope(), schemaURL: ss.SchemaUrl()}
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				sp := spans.At(k)
-				b.stat.SpansIn.Add(1)
-				id := sp.TraceID()
-				if id.IsEmpty() {
-					b.stat.SpansInvalid.Add(1)
-					continue
-				}
-				si := fingerprint(id) >> 60
-				byShard[si] = append(byShard[si], spanRef{span: sp, scope: scope})
-			}
-		}
+	if err != nil {
+		// A request built by pdata always validates.
+		panic("sampling: pdata request does not validate: " + err.Error())
+	}
+}
+
+// AddRequest validates an encoded OTLP ExportTraceServiceRequest, splits
+// it by trace, buffers the pieces, and emits what can go out at once: late
+// spans of kept traces, stateless keeps under stress, traces decided because
+// they hit a cap or memory ran short. A malformed body is an error and
+// changes nothing. The buffer keeps no reference to body.
+func (b *Buffer) AddRequest(body []byte) error {
+	frags, invalid, err := splitRequest(body)
+	if err != nil {
+		return err
+	}
+	b.stat.SpansInvalid.Add(int64(invalid))
+	b.stat.SpansIn.Add(int64(invalid))
+	b.AddFragments(frags)
+	return nil
+}
+
+// AddFragments buffers the fragments of one request. They are grouped by
+// shard first and each shard is locked once, so the spans of one trace in
+// one request are added together: a decision (on another goroutine's Tick)
+// never falls between them.
+func (b *Buffer) AddFragments(frags []*fragment) {
+	now := b.now()
+	var byShard [nShards][]*fragment
+	for _, f := range frags {
+		b.stat.SpansIn.Add(int64(f.sum.spans))
+		si := f.fp >> 60
+		byShard[si] = append(byShard[si], f)
 	}
 	var out pending
-	for si, refs := range byShard {
-		if len(refs) == 0 {
+	for si, fs := range byShard {
+		if len(fs) == 0 {
 			continue
 		}
 		sh := b.shards[si]
 		sh.mu.Lock()
-		for _, ref := range refs {
-			b.addSpanLocked(sh, now, ref, &out)
+		for _, f := range fs {
+			b.addFragLocked(sh, now, f, &out)
 		}
 		sh.mu.Unlock()
 	}
@@ -277,61 +274,59 @@ func (b *Buffer) Add(td ptrace.Traces) {
 }
 
 func (b *Buffer) flushOut(out *pending) {
-	if len(out.spans) == 0 || b.emit == nil {
+	if out.spans == 0 || b.emit == nil {
 		return
 	}
-	b.emit(buildTraces(out.spans))
+	b.emit(out.body, out.spans)
+	out.body, out.spans = nil, 0
 }
 
-func (b *Buffer) addSpanLocked(sh *shard, now time.Time, ref spanRef, out *pending) {
-	id := ref.span.TraceID()
-	fp := fingerprint(id)
-	size := spanBytes(ref.span)
+func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pending) {
+	fp := f.fp
+	size := int64(cap(f.data))
+	nspans := int64(f.sum.spans)
 	t := sh.traces[fp]
 	if t == nil {
 		if v, ok := sh.kept.Get(fp); ok {
-			b.stat.LateKept.Add(1)
-			b.stat.SpansKept.Add(1)
+			b.stat.LateKept.Add(nspans)
+			b.stat.SpansKept.Add(nspans)
 			b.stat.BytesKept.Add(size)
 			th := Threshold(v &^ (1 << 63))
-			rv, derived := Randomness(id, ref.span.Flags(), ParseTraceState(ref.span.TraceState().AsRaw()))
-			out.keep([]spanRef{ref}, th, rv, derived)
+			rv, derived := Randomness(f.id, f.firstFlags, ParseTraceState(f.firstState))
+			out.keep([][]byte{f.data}, th, rv, derived)
 			return
 		}
 		if _, ok := sh.dropped.Get(fp); ok {
-			b.stat.LateDropped.Add(1)
-			b.stat.SpansDropped.Add(1)
+			b.stat.LateDropped.Add(nspans)
+			b.stat.SpansDropped.Add(nspans)
 			b.stat.BytesDropped.Add(size)
 			return
 		}
-		ot := ParseTraceState(ref.span.TraceState().AsRaw())
-		rv, derived := Randomness(id, ref.span.Flags(), ot)
+		ot := ParseTraceState(f.firstState)
+		rv, derived := Randomness(f.id, f.firstFlags, ot)
 		if b.stress.Load() {
-			b.stateless(sh, fp, ref, ot, rv, derived, size, out)
+			b.stateless(sh, f, ot, rv, derived, size, out)
 			return
 		}
-		t = &Trace{ID: id, fp: fp, FirstArrival: now, Randomness: rv, RandomDerived: derived, spans: make([]spanRef, 0, 8)}
+		t = &Trace{ID: f.id, fp: fp, FirstArrival: now, Randomness: rv, RandomDerived: derived, Bytes: traceOverhead}
 		sh.traces[fp] = t
 		sh.pushBack(t)
+		sh.bytes += traceOverhead
+		b.stat.BufferedBytes.Add(traceOverhead)
 		b.stat.BufferedTrace.Add(1)
 		sh.schedule(t, now.Add(b.cfg.TraceTimeout))
 	}
-	t.spans = append(t.spans, ref)
-	t.Bytes += size
-	sh.bytes += size
-	b.stat.BufferedBytes.Add(size)
-	if ts := ref.span.TraceState().AsRaw(); ts != "" {
-		if ot := ParseTraceState(ts); ot.HasThreshold && ot.Threshold > t.InThreshold {
-			t.InThreshold = ot.Threshold
-		}
-	}
-	if t.RootArrival.IsZero() && ref.span.ParentSpanID().IsEmpty() {
+	hadRoot := t.HasRoot
+	added := t.merge(f)
+	sh.bytes += added
+	b.stat.BufferedBytes.Add(added)
+	if !hadRoot && t.HasRoot {
 		t.RootArrival = now
 		if at := now.Add(b.cfg.DecisionWait); at.UnixNano() < t.deadline {
 			sh.schedule(t, at)
 		}
 	}
-	if len(t.spans) >= b.cfg.MaxSpansPerTrace || t.Bytes >= b.cfg.MaxBytesPerTrace {
+	if t.SpanCount >= b.cfg.MaxSpansPerTrace || t.Bytes >= b.cfg.MaxBytesPerTrace {
 		b.decideLocked(sh, t, TriggerCap, now, out)
 	}
 	for sh.bytes > sh.budget && sh.head != nil {
@@ -349,24 +344,25 @@ func (b *Buffer) addSpanLocked(sh *shard, now time.Time, ref spanRef, out *pendi
 	}
 }
 
-// stateless decides a span of an unknown trace by trace randomness alone
+// stateless decides a fragment of an unknown trace by trace randomness alone
 // (stress relief), and records the decision so the trace's other spans agree.
-func (b *Buffer) stateless(sh *shard, fp uint64, ref spanRef, ot OTTraceState, rv uint64, derived bool, size int64, out *pending) {
+func (b *Buffer) stateless(sh *shard, f *fragment, ot OTTraceState, rv uint64, derived bool, size int64, out *pending) {
 	th := b.stressTh
 	if ot.HasThreshold && ot.Threshold > th {
 		th = ot.Threshold
 	}
+	n := int64(f.sum.spans)
 	if b.stressTh.Keeps(rv) {
-		sh.kept.Put(fp, uint64(th)|boolBit(derived))
-		b.stat.StressKept.Add(1)
-		b.stat.SpansKept.Add(1)
+		sh.kept.Put(f.fp, uint64(th)|boolBit(derived))
+		b.stat.StressKept.Add(n)
+		b.stat.SpansKept.Add(n)
 		b.stat.BytesKept.Add(size)
-		out.keep([]spanRef{ref}, th, rv, derived)
+		out.keep([][]byte{f.data}, th, rv, derived)
 		return
 	}
-	sh.dropped.Put(fp, 0)
-	b.stat.StressDropped.Add(1)
-	b.stat.SpansDropped.Add(1)
+	sh.dropped.Put(f.fp, 0)
+	b.stat.StressDropped.Add(n)
+	b.stat.SpansDropped.Add(n)
 	b.stat.BytesDropped.Add(size)
 }
 
@@ -391,16 +387,16 @@ func (b *Buffer) decideLocked(sh *shard, t *Trace, trig Trigger, now time.Time, 
 	if d.Keep {
 		sh.kept.Put(t.fp, uint64(d.Threshold)|boolBit(t.RandomDerived))
 		b.stat.TracesKept.Add(1)
-		b.stat.SpansKept.Add(int64(len(t.spans)))
+		b.stat.SpansKept.Add(int64(t.SpanCount))
 		b.stat.BytesKept.Add(t.Bytes)
-		out.keep(t.spans, d.Threshold, t.Randomness, t.RandomDerived)
+		out.keep(t.frags, d.Threshold, t.Randomness, t.RandomDerived)
 	} else {
 		sh.dropped.Put(t.fp, 0)
 		b.stat.TracesDropped.Add(1)
-		b.stat.SpansDropped.Add(int64(len(t.spans)))
+		b.stat.SpansDropped.Add(int64(t.SpanCount))
 		b.stat.BytesDropped.Add(t.Bytes)
 	}
-	t.spans = nil
+	t.frags, t.decoded, t.hasDecoded = nil, ptrace.Traces{}, false
 }
 
 // Tick decides the traces whose wait or timeout has passed, and ends stress
@@ -507,31 +503,4 @@ func (h *deadlineHeap) Pop() any {
 	e := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return e
-}
-
-// buildTraces groups spans back under copies of their resources and scopes.
-func buildTraces(spans []stampedSpan) ptrace.Traces {
-	td := ptrace.NewTraces()
-	resIdx := map[*resourceRef]ptrace.ResourceSpans{}
-	scopeIdx := map[*scopeRef]ptrace.SpanSlice{}
-	for _, s := range spans {
-		sc := s.ref.scope
-		dst, ok := scopeIdx[sc]
-		if !ok {
-			rs, ok := resIdx[sc.res]
-			if !ok {
-				rs = td.ResourceSpans().AppendEmpty()
-				sc.res.res.CopyTo(rs.Resource())
-				rs.SetSchemaUrl(sc.res.schemaURL)
-				resIdx[sc.res] = rs
-			}
-			ss := rs.ScopeSpans().AppendEmpty()
-			sc.scope.CopyTo(ss.Scope())
-			ss.SetSchemaUrl(sc.schemaURL)
-			dst = ss.Spans()
-			scopeIdx[sc] = dst
-		}
-		s.ref.span.MoveTo(dst.AppendEmpty())
-	}
-	return td
 }

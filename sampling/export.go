@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,8 +27,8 @@ import (
 type Exporter struct {
 	cfg    ExporterConfig
 	log    *slog.Logger
-	queue  chan ptrace.Traces
-	send   func(ctx context.Context, td ptrace.Traces) error
+	queue  chan batch
+	send   func(ctx context.Context, body []byte) error
 	closer func() error
 	wg     sync.WaitGroup
 	stop   chan struct{}
@@ -67,23 +66,23 @@ func NewExporter(cfg ExporterConfig, log *slog.Logger) (*Exporter, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	e := &Exporter{cfg: cfg, log: log, queue: make(chan ptrace.Traces, cfg.QueueSize), stop: make(chan struct{})}
+	e := &Exporter{cfg: cfg, log: log, queue: make(chan batch, cfg.QueueSize), stop: make(chan struct{})}
 	switch {
 	case cfg.Endpoint == "":
-		e.send = func(context.Context, ptrace.Traces) error { return nil }
+		e.send = func(context.Context, []byte) error { return nil }
 	case cfg.Protocol == "http":
 		client := &http.Client{Timeout: cfg.Timeout}
-		e.send = func(ctx context.Context, td ptrace.Traces) error { return e.sendHTTP(ctx, client, td) }
+		e.send = func(ctx context.Context, body []byte) error { return e.sendHTTP(ctx, client, body) }
 	default:
 		conn, err := grpc.NewClient(cfg.Endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return nil, fmt.Errorf("exporter endpoint %q: %w", cfg.Endpoint, err)
 		}
-		client := ptraceotlp.NewGRPCClient(conn)
 		e.closer = conn.Close
-		e.send = func(ctx context.Context, td ptrace.Traces) error {
-			_, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
-			return err
+		e.send = func(ctx context.Context, body []byte) error {
+			// The body is already an encoded request: send it as it is.
+			var resp rawMsg
+			return conn.Invoke(ctx, exportMethod, &rawMsg{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
 		}
 	}
 	return e, nil
@@ -97,13 +96,33 @@ func (e *Exporter) Start() {
 	}
 }
 
-// Emit queues td for export without blocking; a full queue drops it.
-func (e *Exporter) Emit(td ptrace.Traces) {
+// batch is one encoded export request and its span count.
+type batch struct {
+	body  []byte
+	spans int
+}
+
+// exportMethod is the OTLP trace service's method.
+const exportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+// Emit queues an encoded export request of spans spans without blocking;
+// a full queue drops it. It is the sampler's Emitter.
+func (e *Exporter) Emit(body []byte, spans int) {
 	select {
-	case e.queue <- td:
+	case e.queue <- batch{body, spans}:
 	default:
-		e.droppedQueueFull.Add(int64(td.SpanCount()))
+		e.droppedQueueFull.Add(int64(spans))
 	}
+}
+
+// EmitTraces queues decoded traces (encoding them).
+func (e *Exporter) EmitTraces(td ptrace.Traces) {
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		e.droppedFailed.Add(int64(td.SpanCount()))
+		return
+	}
+	e.Emit(body, td.SpanCount())
 }
 
 // Close stops accepting batches, exports what is queued (retrying no longer
@@ -143,8 +162,8 @@ func (e *Exporter) worker() {
 // permanentError is an export error that retrying will not fix.
 type permanentError struct{ error }
 
-func (e *Exporter) export(td ptrace.Traces, retry bool) {
-	n := int64(td.SpanCount())
+func (e *Exporter) export(bt batch, retry bool) {
+	n := int64(bt.spans)
 	backoff := e.cfg.Retry.Initial
 	if backoff <= 0 {
 		backoff = 100 * time.Millisecond
@@ -152,7 +171,7 @@ func (e *Exporter) export(td ptrace.Traces, retry bool) {
 	deadline := time.Now().Add(e.cfg.Retry.MaxElapsed)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
-		err := e.send(ctx, td)
+		err := e.send(ctx, bt.body)
 		cancel()
 		if err == nil {
 			e.spansSent.Add(n)
@@ -195,11 +214,7 @@ func retryableGRPC(err error) bool {
 	return false
 }
 
-func (e *Exporter) sendHTTP(ctx context.Context, client *http.Client, td ptrace.Traces) error {
-	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
-	if err != nil {
-		return permanentError{err}
-	}
+func (e *Exporter) sendHTTP(ctx context.Context, client *http.Client, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return permanentError{err}

@@ -29,6 +29,7 @@ type spanSpec struct {
 	id, parent    uint64
 	dur           time.Duration
 	err           bool
+	events        []string
 	attrs         map[string]any
 }
 
@@ -58,6 +59,9 @@ func traces(specs ...spanSpec) ptrace.Traces {
 		if s.err {
 			sp.Status().SetCode(ptrace.StatusCodeError)
 		}
+		for _, e := range s.events {
+			sp.Events().AppendEmpty().SetName(e)
+		}
 		for k, v := range s.attrs {
 			sp.Attributes().PutEmpty(k).FromRaw(v)
 		}
@@ -73,7 +77,14 @@ type sink struct {
 
 func newSink() *sink { return &sink{spans: map[pcommon.TraceID][]string{}} }
 
-func (k *sink) emit(td ptrace.Traces) {
+func (k *sink) emit(body []byte, spans int) {
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+	if err != nil {
+		panic("emitted body does not decode: " + err.Error())
+	}
+	if td.SpanCount() != spans {
+		panic("emitted span count is wrong")
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	rss := td.ResourceSpans()

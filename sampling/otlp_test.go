@@ -177,7 +177,7 @@ func TestExporterQueueBoundsAndGivesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 10; i++ {
-		e.Emit(traces(spanSpec{service: "a", name: "x", trace: tid(1, uint64(i)), id: 1}))
+		e.EmitTraces(traces(spanSpec{service: "a", name: "x", trace: tid(1, uint64(i)), id: 1}))
 	}
 	if st := e.Status(); st.DroppedQueueFull != 8 {
 		t.Fatalf("queue of 2 took %d of 10", 10-st.DroppedQueueFull)
@@ -204,15 +204,55 @@ func FuzzDecodeOTLP(f *testing.F) {
 		if isJSON {
 			enc = "json"
 		}
-		r, err := DecodeOTLP(data, enc)
+		pb, err := DecodeOTLP(data, enc)
+		un := &ptrace.ProtoUnmarshaler{}
+		if !isJSON {
+			// The sampler validates protobuf itself; it must accept what
+			// pdata accepts and nothing pdata would reject.
+			if _, perr := un.UnmarshalTraces(data); (perr == nil) != (err == nil) {
+				t.Fatalf("pdata says %v, the sampler %v", perr, err)
+			}
+		}
 		if err != nil {
 			return
 		}
-		// Whatever decodes must go through the buffer and decisions without panicking.
+		td, err := un.UnmarshalTraces(pb)
+		if err != nil {
+			t.Fatalf("accepted body does not decode: %v", err)
+		}
+		// Splitting by trace keeps every span, each fragment decodes and
+		// holds one trace.
+		frags, invalid, err := splitRequest(pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := invalid
+		for _, fr := range frags {
+			n += fr.sum.spans
+			ft, err := un.UnmarshalTraces(fr.data)
+			if err != nil || ft.SpanCount() != fr.sum.spans {
+				t.Fatalf("fragment: %v, %d spans want %d", err, ft.SpanCount(), fr.sum.spans)
+			}
+		}
+		if n != td.SpanCount() {
+			t.Fatalf("split %d spans of %d", n, td.SpanCount())
+		}
+		// Whatever decodes goes through the buffer and decisions; what is
+		// emitted decodes (the sink checks) and is every valid span.
+		k := newSink()
 		b := NewBuffer(BufferConfig{MaxMemory: 4 << 20, KeptCache: 64, DroppedCache: 64}, func(t *Trace, _ Trigger) Decision {
-			return Decision{Keep: t.HasError || t.Duration > time.Second}
-		}, func(ptrace.Traces) {})
-		b.Add(r.Traces())
+			return Decision{Keep: true, Threshold: ProbabilityThreshold(0.5)}
+		}, k.emit)
+		if err := b.AddRequest(pb); err != nil {
+			t.Fatal(err)
+		}
 		b.Flush()
+		got := 0
+		for _, ts := range k.spans {
+			got += len(ts)
+		}
+		if got != n-invalid {
+			t.Fatalf("emitted %d spans of %d", got, n-invalid)
+		}
 	})
 }

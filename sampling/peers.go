@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // Peers spreads the load over several samplers by trace ID, so that each
@@ -93,69 +92,39 @@ func rendezvous(id pcommon.TraceID, members []string) string {
 	return best
 }
 
-// Route forwards the spans owned by other members and returns the rest.
-func (p *Peers) Route(td ptrace.Traces) ptrace.Traces {
+// Route forwards the fragments owned by other members (as they were
+// received, encoded) and returns the rest.
+func (p *Peers) Route(frags []*fragment) []*fragment {
 	p.mu.Lock()
 	if len(p.members) <= 1 {
 		p.mu.Unlock()
-		return td
+		return frags
 	}
 	type dest struct {
-		td     ptrace.Traces
-		rs     ptrace.ResourceSpans
-		ss     ptrace.ScopeSpans
-		rsi    int
-		ssi    int
-		inited bool
+		body  []byte
+		spans int
 	}
 	out := map[string]*dest{}
-	mine := ptrace.NewTraces()
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			ss := sss.At(j)
-			spans := ss.Spans()
-			for k := 0; k < spans.Len(); k++ {
-				sp := spans.At(k)
-				owner := p.ownerLocked(sp.TraceID())
-				key := owner
-				if owner == p.self {
-					key = ""
-				}
-				d := out[key]
-				if d == nil {
-					d = &dest{td: ptrace.NewTraces()}
-					if key == "" {
-						d.td = mine
-					}
-					out[key] = d
-				}
-				if !d.inited || d.rsi != i {
-					d.rs = d.td.ResourceSpans().AppendEmpty()
-					rs.Resource().CopyTo(d.rs.Resource())
-					d.rs.SetSchemaUrl(rs.SchemaUrl())
-					d.rsi, d.ssi, d.inited = i, -1, true
-				}
-				if d.ssi != j {
-					d.ss = d.rs.ScopeSpans().AppendEmpty()
-					ss.Scope().CopyTo(d.ss.Scope())
-					d.ss.SetSchemaUrl(ss.SchemaUrl())
-					d.ssi = j
-				}
-				sp.MoveTo(d.ss.Spans().AppendEmpty())
-			}
-		}
-	}
-	var sends []func()
-	for key, d := range out {
-		if key == "" {
+	mine := frags[:0:0]
+	for _, f := range frags {
+		owner := p.ownerLocked(f.id)
+		if owner == p.self {
+			mine = append(mine, f)
 			continue
 		}
-		exp := p.exporterLocked(key)
-		batch := d.td
-		sends = append(sends, func() { exp.Emit(batch) })
+		d := out[owner]
+		if d == nil {
+			d = &dest{}
+			out[owner] = d
+		}
+		d.body = append(d.body, f.data...)
+		d.spans += f.sum.spans
+	}
+	var sends []func()
+	for owner, d := range out {
+		exp := p.exporterLocked(owner)
+		d := d
+		sends = append(sends, func() { exp.Emit(d.body, d.spans) })
 	}
 	p.mu.Unlock()
 	for _, f := range sends {

@@ -126,19 +126,7 @@ func (ps *PolicySet) Counts() []PolicyCount {
 type ErrorsPolicy struct{ Status, HTTP5xx, Exceptions bool }
 
 func (p ErrorsPolicy) Evaluate(t *Trace, _ time.Time) Threshold {
-	if p.Status && p.HTTP5xx && p.Exceptions {
-		if t.HasError {
-			return KeepAll
-		}
-		return MaxThreshold
-	}
-	found := false
-	t.Spans(func(_ pcommon.Resource, s ptrace.Span) bool {
-		found = (p.Status && s.Status().Code() == ptrace.StatusCodeError) ||
-			(p.HTTP5xx && spanIsHTTP5xx(s)) || (p.Exceptions && spanHasException(s))
-		return !found
-	})
-	if found {
+	if (p.Status && t.ErrStatus) || (p.HTTP5xx && t.ErrHTTP) || (p.Exceptions && t.ErrException) {
 		return KeepAll
 	}
 	return MaxThreshold
@@ -247,34 +235,25 @@ func (k keyFields) key(t *Trace) string {
 			}
 		case f == "kind":
 			if t.HasRoot {
-				b.WriteString(t.Root.Kind().String())
+				b.WriteString(t.RootKind.String())
 			}
 		case strings.HasPrefix(f, "root."):
 			if t.HasRoot {
-				if v, ok := t.Root.Attributes().Get(f[5:]); ok {
-					b.WriteString(v.AsString())
+				if sp, _, isRoot, _ := t.root(); isRoot {
+					if v, ok := sp.Attributes().Get(f[5:]); ok {
+						b.WriteString(v.AsString())
+					}
 				}
 			}
 		case strings.HasPrefix(f, "resource."):
-			if len(t.spans) > 0 {
-				if v, ok := t.rootResource().Attributes().Get(f[9:]); ok {
+			if _, res, _, any := t.root(); any {
+				if v, ok := res.Attributes().Get(f[9:]); ok {
 					b.WriteString(v.AsString())
 				}
 			}
 		}
 	}
 	return b.String()
-}
-
-func (t *Trace) rootResource() pcommon.Resource {
-	if t.HasRoot {
-		for _, s := range t.spans {
-			if s.span.ParentSpanID().IsEmpty() {
-				return s.scope.res.res
-			}
-		}
-	}
-	return t.spans[0].scope.res.res
 }
 
 // LatencyPolicy keeps traces slower than a threshold: fixed (Threshold), or

@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"strings"
 	"testing"
 	"time"
@@ -8,21 +9,18 @@ import (
 
 // summarized builds a Trace from specs and summarizes it, as the buffer does.
 func summarized(rv uint64, specs ...spanSpec) *Trace {
-	td := traces(specs...)
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(traces(specs...))
+	if err != nil {
+		panic(err)
+	}
+	frags, _, err := splitRequest(body)
+	if err != nil {
+		panic(err)
+	}
 	t := &Trace{Randomness: rv}
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		res := &resourceRef{res: rs.Resource()}
-		if v, ok := rs.Resource().Attributes().Get("service.name"); ok {
-			res.service = v.Str()
-		}
-		ss := rs.ScopeSpans().At(0)
-		sc := &scopeRef{res: res, scope: ss.Scope()}
-		for k := 0; k < ss.Spans().Len(); k++ {
-			t.spans = append(t.spans, spanRef{span: ss.Spans().At(k), scope: sc})
-			t.ID = ss.Spans().At(k).TraceID()
-		}
+	for _, f := range frags {
+		t.ID = f.id
+		t.merge(f)
 	}
 	t.summarize()
 	return t
@@ -46,9 +44,9 @@ func TestErrorsPolicy(t *testing.T) {
 		{"http 500 string", summarized(0, root("a", "x", 0, map[string]any{"http.status_code": "500"})), true},
 		{"http 404", summarized(0, root("a", "x", 0, map[string]any{"http.response.status_code": int64(404)})), false},
 	}
-	exc := summarized(0, root("a", "x", 0, nil))
-	exc.spans[0].span.Events().AppendEmpty().SetName("exception")
-	exc.summarize()
+	excRoot := root("a", "x", 0, nil)
+	excRoot.events = []string{"log", "exception"}
+	exc := summarized(0, excRoot)
 	cases = append(cases, struct {
 		name string
 		tr   *Trace

@@ -19,21 +19,43 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// DecodeOTLP decodes an OTLP/HTTP trace export body: "proto" (binary
-// protobuf) or "json" (OTLP JSON). It is the one decode path of both
-// receivers.
-func DecodeOTLP(body []byte, encoding string) (ptraceotlp.ExportRequest, error) {
-	req := ptraceotlp.NewExportRequest()
-	var err error
+// DecodeOTLP checks an OTLP/HTTP trace export body, "proto" (binary
+// protobuf) or "json" (OTLP JSON), and returns it as protobuf, the form the
+// sampler buffers. Protobuf is validated and returned as it is (the
+// sampler never decodes it into pdata); JSON is decoded and re-encoded. It
+// is the one decode path of both receivers.
+func DecodeOTLP(body []byte, encoding string) ([]byte, error) {
 	if encoding == "json" {
-		err = req.UnmarshalJSON(body)
-	} else {
-		err = req.UnmarshalProto(body)
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalJSON(body); err != nil {
+			return nil, fmt.Errorf("malformed OTLP json: %w", err)
+		}
+		pb, err := req.MarshalProto()
+		if err != nil {
+			return nil, fmt.Errorf("malformed OTLP json: %w", err)
+		}
+		return pb, nil
 	}
-	if err != nil {
-		return req, fmt.Errorf("malformed OTLP %s: %w", encoding, err)
+	if err := requestMsg.validate(body, 0); err != nil {
+		return nil, fmt.Errorf("malformed OTLP proto: %w", err)
 	}
-	return req, nil
+	return body, nil
+}
+
+// consume takes a body from a receiver.
+func (s *Sampler) consume(body []byte, encoding string) error {
+	if encoding == "json" {
+		pb, err := DecodeOTLP(body, encoding)
+		if err != nil {
+			return err
+		}
+		body = pb
+	}
+	// ConsumeRequest validates protobuf as it splits it.
+	if err := s.ConsumeRequest(body); err != nil {
+		return fmt.Errorf("malformed OTLP %s: %w", encoding, err)
+	}
+	return nil
 }
 
 // ---- gRPC ----
@@ -81,12 +103,10 @@ var traceServiceDesc = grpc.ServiceDesc{
 }
 
 func (s *Sampler) exportGRPC(_ context.Context, body []byte) (*rawMsg, error) {
-	req, err := DecodeOTLP(body, "proto")
-	if err != nil {
+	if err := s.consume(body, "proto"); err != nil {
 		s.malformedGRPC.Add(1)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	s.Consume(req.Traces())
 	out, _ := ptraceotlp.NewExportResponse().MarshalProto()
 	return &rawMsg{data: out}, nil
 }
@@ -148,12 +168,10 @@ func (s *Sampler) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.httpError(w, enc, http.StatusBadRequest, "read body: "+err.Error())
 		return
 	}
-	req, err := DecodeOTLP(data, enc)
-	if err != nil {
+	if err := s.consume(data, enc); err != nil {
 		s.httpError(w, enc, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.Consume(req.Traces())
 	resp := ptraceotlp.NewExportResponse()
 	var out []byte
 	if enc == "json" {

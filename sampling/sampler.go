@@ -81,14 +81,35 @@ func (s *Sampler) Policies() *PolicySet { return s.policies.Load() }
 // Exporter is the built-in exporter, nil when an emitter was given.
 func (s *Sampler) Exporter() *Exporter { return s.exporter }
 
-// Consume takes ownership of td: spans owned by a peer are forwarded to it,
-// the rest are buffered.
+// Consume buffers decoded traces (encoding them first); receivers use
+// ConsumeRequest.
 func (s *Sampler) Consume(td ptrace.Traces) {
-	s.requests.Add(1)
-	if s.peers != nil {
-		td = s.peers.Route(td)
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err == nil {
+		err = s.ConsumeRequest(body)
 	}
-	s.buf.Add(td)
+	if err != nil {
+		panic("sampling: pdata request does not validate: " + err.Error())
+	}
+}
+
+// ConsumeRequest validates an encoded OTLP ExportTraceServiceRequest and
+// splits it by trace: traces owned by a peer are forwarded to it, the rest
+// are buffered. A malformed body is an error and changes nothing.
+func (s *Sampler) ConsumeRequest(body []byte) error {
+	frags, invalid, err := splitRequest(body)
+	if err != nil {
+		return err
+	}
+	s.requests.Add(1)
+	st := s.buf.Stats()
+	st.SpansInvalid.Add(int64(invalid))
+	st.SpansIn.Add(int64(invalid))
+	if s.peers != nil {
+		frags = s.peers.Route(frags)
+	}
+	s.buf.AddFragments(frags)
+	return nil
 }
 
 // Reload swaps in the policies of cfg (the buffer, receivers and exporter

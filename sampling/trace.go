@@ -2,40 +2,24 @@ package sampling
 
 import (
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// resourceRef is one incoming ResourceSpans' resource, shared by the spans
-// that came with it, so that buffering a span does not copy its resource.
-type resourceRef struct {
-	res       pcommon.Resource
-	schemaURL string
-	service   string
-}
-
-// scopeRef is one incoming ScopeSpans' scope, shared likewise.
-type scopeRef struct {
-	res       *resourceRef
-	scope     pcommon.InstrumentationScope
-	schemaURL string
-}
-
-// spanRef is a buffered span and where it came from.
-type spanRef struct {
-	span  ptrace.Span
-	scope *scopeRef
-}
-
-// Trace is the spans of one trace seen so far, and what the policies need
-// to know about them. The summary fields are filled by summarize just before
-// a decision.
+// Trace is the spans of one trace seen so far, held encoded (see wire.go),
+// and the summary the policies decide on. The summary is kept up to date as
+// spans arrive, so a decision reads no span; a policy that needs more than
+// the summary (an attribute condition, a key on a root or resource
+// attribute) decodes the spans at decision time with Spans.
 type Trace struct {
-	ID    pcommon.TraceID
-	fp    uint64
-	spans []spanRef
-	// Bytes is the estimated memory the buffered spans take.
+	ID pcommon.TraceID
+	fp uint64
+	// frags are the encoded fragments (ResourceSpans fields) received.
+	frags [][]byte
+	// Bytes is the memory the buffered trace takes: its fragments'
+	// allocations plus the fixed cost of the Trace and its index entries.
 	Bytes int64
 	// FirstArrival is when the first span arrived; RootArrival when the root
 	// span did (zero until then).
@@ -49,13 +33,25 @@ type Trace struct {
 	// sampler's), KeepAll when none.
 	InThreshold Threshold
 
-	// Summary, valid during a decision.
-	Root        ptrace.Span // zero Span when the root never arrived
-	RootService string
+	// Summary.
+	RootName    string // the root span's name ("" until it arrives)
+	RootKind    ptrace.SpanKind
+	RootService string // the root's service, else the first span's
 	HasRoot     bool
 	Duration    time.Duration // root span's, else latest end minus earliest start
-	HasError    bool          // any span: status error, HTTP 5xx, or an exception event
-	SpanCount   int
+	// HasError: any span has status Error, an HTTP 5xx code or an exception
+	// event; the three signs are also kept apart.
+	HasError                         bool
+	ErrStatus, ErrHTTP, ErrException bool
+	SpanCount                        int
+
+	minStart, maxEnd   uint64
+	rootStart, rootEnd uint64
+	firstService       string
+
+	// decoded holds the decoded spans during one decision, when a policy asked.
+	decoded    ptrace.Traces
+	hasDecoded bool
 
 	// list and heap bookkeeping
 	prev, next *Trace
@@ -63,118 +59,124 @@ type Trace struct {
 	heapGen    uint32
 }
 
-// Spans calls fn for every buffered span with its resource, until fn returns false.
-func (t *Trace) Spans(fn func(res pcommon.Resource, span ptrace.Span) bool) {
-	for _, s := range t.spans {
-		if !fn(s.scope.res.res, s.span) {
-			return
-		}
+// traceOverhead is what a buffered trace costs besides its fragments: the
+// Trace itself, its map slot and up to two deadline heap entries.
+const traceOverhead = int64(unsafe.Sizeof(Trace{})) + 16 + 2*int64(unsafe.Sizeof(deadlineEntry{}))
+
+// sliceHeader is the cost of one entry of frags.
+const sliceHeader = int64(unsafe.Sizeof([]byte(nil)))
+
+// merge adds a fragment's spans and summary; it returns the bytes added.
+func (t *Trace) merge(f *fragment) int64 {
+	added := int64(cap(f.data))
+	if len(t.frags) == cap(t.frags) {
+		old := cap(t.frags)
+		t.frags = append(t.frags, f.data)
+		added += int64(cap(t.frags)-old) * sliceHeader
+	} else {
+		t.frags = append(t.frags, f.data)
 	}
+	s := &f.sum
+	if t.SpanCount == 0 {
+		t.firstService = f.firstService
+	}
+	if t.SpanCount == 0 || s.minStart < t.minStart {
+		t.minStart = s.minStart
+	}
+	if s.maxEnd > t.maxEnd {
+		t.maxEnd = s.maxEnd
+	}
+	t.SpanCount += s.spans
+	if s.hasRoot && !t.HasRoot {
+		t.HasRoot, t.RootName, t.RootKind, t.RootService = true, s.rootName, ptrace.SpanKind(s.rootKind), s.rootService
+		t.rootStart, t.rootEnd = s.rootStart, s.rootEnd
+	}
+	t.ErrStatus = t.ErrStatus || s.errStatus
+	t.ErrHTTP = t.ErrHTTP || s.errHTTP
+	t.ErrException = t.ErrException || s.errException
+	t.HasError = t.ErrStatus || t.ErrHTTP || t.ErrException
+	if s.hasInTh && s.inTh > t.InThreshold {
+		t.InThreshold = s.inTh
+	}
+	t.Bytes += added
+	return added
 }
 
-// Key fields a policy may group by.
-func (t *Trace) Operation() string {
-	if t.HasRoot {
-		return t.Root.Name()
-	}
-	return ""
-}
-
-// summarize computes the summary fields from the buffered spans.
+// summarize completes the summary before a decision.
 func (t *Trace) summarize() {
-	t.SpanCount = len(t.spans)
-	var minStart, maxEnd pcommon.Timestamp
-	t.HasError = false
-	for i, s := range t.spans {
-		sp := s.span
-		st, en := sp.StartTimestamp(), sp.EndTimestamp()
-		if i == 0 || st < minStart {
-			minStart = st
-		}
-		if en > maxEnd {
-			maxEnd = en
-		}
-		if sp.ParentSpanID().IsEmpty() && !t.HasRoot {
-			t.Root, t.HasRoot, t.RootService = sp, true, s.scope.res.service
-		}
-		if !t.HasError && spanIsError(sp) {
-			t.HasError = true
-		}
-	}
-	if !t.HasRoot && len(t.spans) > 0 {
+	if !t.HasRoot {
 		// No root yet: name the trace by its earliest span's service.
-		t.RootService = t.spans[0].scope.res.service
+		t.RootService = t.firstService
 	}
 	switch {
 	case t.HasRoot:
-		t.Duration = spanDuration(t.Root)
-	case maxEnd > minStart:
-		t.Duration = time.Duration(maxEnd - minStart)
+		t.Duration = 0
+		if t.rootEnd > t.rootStart {
+			t.Duration = time.Duration(t.rootEnd - t.rootStart)
+		}
+	case t.maxEnd > t.minStart:
+		t.Duration = time.Duration(t.maxEnd - t.minStart)
 	default:
 		t.Duration = 0
 	}
 }
 
-// spanDuration is end minus start, 0 when the span's clock went backwards.
-func spanDuration(s ptrace.Span) time.Duration {
-	st, en := s.StartTimestamp(), s.EndTimestamp()
-	if en <= st {
-		return 0
+// Operation is the root span's name ("" while the root is missing).
+func (t *Trace) Operation() string { return t.RootName }
+
+// decode decodes the buffered spans (once per decision).
+func (t *Trace) decode() ptrace.Traces {
+	if t.hasDecoded {
+		return t.decoded
 	}
-	return time.Duration(en - st)
+	n := 0
+	for _, f := range t.frags {
+		n += len(f)
+	}
+	body := make([]byte, 0, n)
+	for _, f := range t.frags {
+		body = append(body, f...)
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+	if err != nil {
+		// Cannot happen: fragments are validated pieces of a request.
+		td = ptrace.NewTraces()
+	}
+	t.decoded, t.hasDecoded = td, true
+	return td
 }
 
-// spanIsError: status Error, an HTTP 5xx response code (old and new semantic
-// conventions, integer or string), or an "exception" event.
-func spanIsError(s ptrace.Span) bool {
-	if s.Status().Code() == ptrace.StatusCodeError {
-		return true
-	}
-	return spanIsHTTP5xx(s) || spanHasException(s)
-}
-
-func spanIsHTTP5xx(s ptrace.Span) bool {
-	for _, k := range []string{"http.response.status_code", "http.status_code"} {
-		v, ok := s.Attributes().Get(k)
-		if !ok {
-			continue
-		}
-		var code int64
-		switch v.Type() {
-		case pcommon.ValueTypeInt:
-			code = v.Int()
-		case pcommon.ValueTypeDouble:
-			code = int64(v.Double())
-		case pcommon.ValueTypeStr:
-			s := v.Str()
-			if len(s) == 3 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' {
-				code = int64(s[0]-'0')*100 + int64(s[1]-'0')*10 + int64(s[2]-'0')
+// Spans calls fn for every buffered span with its resource, until fn
+// returns false. It decodes the spans (once per decision): policies that
+// can decide on the summary should.
+func (t *Trace) Spans(fn func(res pcommon.Resource, span ptrace.Span) bool) {
+	rss := t.decode().ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				if !fn(rs.Resource(), spans.At(k)) {
+					return
+				}
 			}
 		}
-		if code >= 500 && code <= 599 {
-			return true
-		}
 	}
-	return false
 }
 
-func spanHasException(s ptrace.Span) bool {
-	ev := s.Events()
-	for i := 0; i < ev.Len(); i++ {
-		if ev.At(i).Name() == "exception" {
-			return true
+// root finds the decoded root span and its resource; without a root, the
+// first span's resource (isRoot false). any is false when no span decoded.
+func (t *Trace) root() (sp ptrace.Span, res pcommon.Resource, isRoot, any bool) {
+	t.Spans(func(r pcommon.Resource, s ptrace.Span) bool {
+		if !any {
+			res, any = r, true
 		}
-	}
-	return false
+		if s.ParentSpanID().IsEmpty() {
+			sp, res, isRoot = s, r, true
+			return false
+		}
+		return true
+	})
+	return sp, res, isRoot, any
 }
-
-// spanBytes estimates the memory a buffered span holds: its protobuf size
-// times two (pdata's in-memory form is larger than the wire) plus the fixed
-// cost of its structs and our reference to it.
-func spanBytes(s ptrace.Span) int64 {
-	return int64(2*sizer.SpanSize(s)) + spanOverhead
-}
-
-const spanOverhead = 240
-
-var sizer = &ptrace.ProtoMarshaler{}

@@ -1,0 +1,860 @@
+package sampling
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The sampler keeps buffered spans in their OTLP protobuf encoding, not as
+// decoded pdata: a span costs its wire size plus a few bytes of framing,
+// instead of several hundred bytes of structs, maps and pointers for the
+// garbage collector to trace. A request is split by trace into fragments:
+// each fragment is one or more ResourceSpans fields (field 1 of an
+// ExportTraceServiceRequest) holding only that trace's spans, under copies
+// of their resource and scope. Because a request is nothing but repeated
+// field 1, fragments concatenated are an export body as they stand.
+// What the policies look at (root, times, errors, names) is read from the
+// bytes once, as they arrive, into a small per-fragment summary.
+
+// ---- reading the wire format ----
+
+// The readers below follow the protobuf wire format exactly as pdata's
+// decoder reads it (the fuzz target checks that the two accept the same
+// requests), so that whatever the sampler accepts and forwards decodes
+// downstream. Each returns the bytes consumed, or n <= 0 on malformed input.
+
+func readVarint(b []byte) (uint64, int) {
+	var x uint64
+	for i, shift := 0, uint(0); ; i, shift = i+1, shift+7 {
+		if shift >= 64 || i >= len(b) {
+			return 0, -1
+		}
+		x |= uint64(b[i]&0x7f) << shift
+		if b[i] < 0x80 {
+			return x, i + 1
+		}
+	}
+}
+
+func readTag(b []byte) (num int32, typ protowire.Type, n int) {
+	x, n := readVarint(b)
+	if n <= 0 || int32(x>>3) <= 0 {
+		return 0, 0, -1
+	}
+	return int32(x >> 3), protowire.Type(x & 7), n
+}
+
+func readBytes(b []byte) ([]byte, int) {
+	l, n := readVarint(b)
+	if n <= 0 || int(l) < 0 || n+int(l) < 0 || n+int(l) > len(b) {
+		return nil, -1
+	}
+	return b[n : n+int(l)], n + int(l)
+}
+
+// skipField skips a field's value of wire type typ. Groups (never used by
+// OTLP) are skipped the lenient way pdata skips them: a start-group tag is
+// followed by tags until a scalar or length-delimited value ends it or the
+// group closes.
+func skipField(b []byte, typ protowire.Type) int {
+	pos, depth := 0, 0
+	for pos < len(b) {
+		switch typ {
+		case protowire.VarintType:
+			_, n := readVarint(b[pos:])
+			return ok(pos, n)
+		case protowire.Fixed64Type:
+			return ok(pos, fixed(b[pos:], 8))
+		case protowire.BytesType:
+			_, n := readBytes(b[pos:])
+			return ok(pos, n)
+		case protowire.Fixed32Type:
+			return ok(pos, fixed(b[pos:], 4))
+		case protowire.StartGroupType:
+			depth++
+		case protowire.EndGroupType:
+			if depth == 0 {
+				return -1
+			}
+			depth--
+		default:
+			return -1
+		}
+		if depth == 0 {
+			return pos
+		}
+		_, t, n := readTag(b[pos:])
+		if n <= 0 {
+			return -1
+		}
+		typ, pos = t, pos+n
+	}
+	return -1
+}
+
+func ok(pos, n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return pos + n
+}
+
+func fixed(b []byte, size int) int {
+	if len(b) < size {
+		return -1
+	}
+	return size
+}
+
+// field is one field read by nextField.
+type field struct {
+	num int32
+	typ protowire.Type
+	raw []byte // the whole field, tag included
+	v   []byte // a length-delimited field's value
+	x   uint64 // a varint or fixed field's value
+}
+
+// nextField reads the first field of b and returns the rest; ok is false
+// at the end or on malformed input (which validated input never is).
+func nextField(b []byte) (f field, rest []byte, ok bool) {
+	num, typ, n := readTag(b)
+	if n <= 0 {
+		return f, nil, false
+	}
+	f.num, f.typ = num, typ
+	var m int
+	switch typ {
+	case protowire.BytesType:
+		f.v, m = readBytes(b[n:])
+	case protowire.VarintType:
+		f.x, m = readVarint(b[n:])
+	case protowire.Fixed64Type:
+		if m = fixed(b[n:], 8); m > 0 {
+			f.x = binary.LittleEndian.Uint64(b[n:])
+		}
+	case protowire.Fixed32Type:
+		if m = fixed(b[n:], 4); m > 0 {
+			f.x = uint64(binary.LittleEndian.Uint32(b[n:]))
+		}
+	default:
+		m = skipField(b[n:], typ)
+	}
+	if m < 0 {
+		return f, nil, false
+	}
+	f.raw = b[:n+m]
+	return f, b[n+m:], true
+}
+
+// ---- validation ----
+
+// wireField is what a field of a known message must look like.
+type wireField struct {
+	typ protowire.Type
+	msg *wireMsg // for LEN fields holding a message
+	// ids: the allowed lengths of an ID (0 = any)
+	idLen int
+}
+
+// wireMsg is an OTLP message schema: fields by number.
+type wireMsg struct {
+	fields map[int32]wireField
+	// counted messages (attribute values) count towards maxWireDepth.
+	counted bool
+}
+
+var (
+	anyValueMsg, arrayValueMsg, kvListMsg, keyValueMsg   = &wireMsg{}, &wireMsg{}, &wireMsg{}, &wireMsg{}
+	resourceMsg, scopeMsg, eventMsg, linkMsg, statusMsg  = &wireMsg{}, &wireMsg{}, &wireMsg{}, &wireMsg{}, &wireMsg{}
+	spanMsg, scopeSpansMsg, resourceSpansMsg, requestMsg = &wireMsg{}, &wireMsg{}, &wireMsg{}, &wireMsg{}
+)
+
+func init() {
+	str := wireField{typ: protowire.BytesType}
+	varint := wireField{typ: protowire.VarintType}
+	f64 := wireField{typ: protowire.Fixed64Type}
+	f32 := wireField{typ: protowire.Fixed32Type}
+	msg := func(m *wireMsg) wireField { return wireField{typ: protowire.BytesType, msg: m} }
+	id := func(n int) wireField { return wireField{typ: protowire.BytesType, idLen: n} }
+	anyValueMsg.fields = map[int32]wireField{1: str, 2: varint, 3: varint, 4: f64, 5: msg(arrayValueMsg), 6: msg(kvListMsg), 7: str, 8: varint}
+	arrayValueMsg.fields = map[int32]wireField{1: msg(anyValueMsg)}
+	kvListMsg.fields = map[int32]wireField{1: msg(keyValueMsg)}
+	keyValueMsg.fields = map[int32]wireField{1: str, 2: msg(anyValueMsg), 3: varint}
+	for _, m := range []*wireMsg{anyValueMsg, arrayValueMsg, kvListMsg, keyValueMsg} {
+		m.counted = true
+	}
+	entityRefMsg := &wireMsg{fields: map[int32]wireField{1: str, 2: str, 3: str, 4: str}}
+	resourceMsg.fields = map[int32]wireField{1: msg(keyValueMsg), 2: varint, 3: msg(entityRefMsg)}
+	scopeMsg.fields = map[int32]wireField{1: str, 2: str, 3: msg(keyValueMsg), 4: varint}
+	eventMsg.fields = map[int32]wireField{1: f64, 2: str, 3: msg(keyValueMsg), 4: varint}
+	linkMsg.fields = map[int32]wireField{1: id(16), 2: id(8), 3: str, 4: msg(keyValueMsg), 5: varint, 6: f32}
+	statusMsg.fields = map[int32]wireField{2: str, 3: varint}
+	spanMsg.fields = map[int32]wireField{1: id(16), 2: id(8), 3: str, 4: id(8), 5: str, 6: varint, 7: f64, 8: f64,
+		9: msg(keyValueMsg), 10: varint, 11: msg(eventMsg), 12: varint, 13: msg(linkMsg), 14: varint, 15: msg(statusMsg), 16: f32}
+	scopeSpansMsg.fields = map[int32]wireField{1: msg(scopeMsg), 2: msg(spanMsg), 3: str}
+	resourceSpansMsg.fields = map[int32]wireField{1: msg(resourceMsg), 2: msg(scopeSpansMsg), 3: str}
+	requestMsg.fields = map[int32]wireField{1: msg(resourceSpansMsg)}
+}
+
+// maxWireDepth bounds the nesting of attribute values (arrays and maps in
+// arrays...), as pdata does, so a hostile request cannot recurse without end.
+const maxWireDepth = 100
+
+var errDepth = errors.New("values nested too deeply")
+
+// validate checks that b is a well-formed encoding of m: every known field
+// has the wire type its number calls for, lengths stay inside their
+// message, IDs have their length, and nested messages are well formed too.
+// Unknown fields are skipped, as protobuf requires. depth counts the
+// nesting of attribute values.
+func (m *wireMsg) validate(b []byte, depth int) error {
+	if m.counted {
+		if depth >= maxWireDepth {
+			return errDepth
+		}
+		depth++
+	} else {
+		depth = 0
+	}
+	for len(b) > 0 {
+		num, typ, n := readTag(b)
+		if n <= 0 {
+			return errMalformed
+		}
+		b = b[n:]
+		f, known := m.fields[num]
+		if !known {
+			if n = skipField(b, typ); n < 0 {
+				return errMalformed
+			}
+			b = b[n:]
+			continue
+		}
+		if typ != f.typ {
+			return fmt.Errorf("field %d: wire type %d, want %d", num, typ, f.typ)
+		}
+		if typ == protowire.BytesType {
+			v, n := readBytes(b)
+			if n <= 0 {
+				return errMalformed
+			}
+			if f.idLen > 0 && len(v) != 0 && len(v) != f.idLen {
+				return fmt.Errorf("field %d: ID of %d bytes, want %d", num, len(v), f.idLen)
+			}
+			if f.msg != nil {
+				if err := f.msg.validate(v, depth); err != nil {
+					return fmt.Errorf("field %d: %w", num, err)
+				}
+			}
+			b = b[n:]
+			continue
+		}
+		if n = skipField(b, typ); n < 0 {
+			return errMalformed
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+var errMalformed = errors.New("truncated or malformed field")
+
+// ---- splitting a request by trace ----
+
+// fragSummary is what the policies need from a fragment's spans.
+type fragSummary struct {
+	spans            int
+	minStart, maxEnd uint64
+	hasRoot          bool
+	rootName         string
+	rootKind         int32
+	rootService      string
+	rootStart        uint64
+	rootEnd          uint64
+	errStatus        bool // a span with status code Error
+	errHTTP          bool // an HTTP 5xx response code
+	errException     bool // an "exception" event
+	inTh             Threshold
+	hasInTh          bool
+}
+
+// fragment is the spans of one trace from one request, encoded.
+type fragment struct {
+	id  pcommon.TraceID
+	fp  uint64
+	sum fragSummary
+	// firstService is the service of the fragment's first span; firstState
+	// and firstFlags are its tracestate and flags (the trace's randomness
+	// comes from them).
+	firstService string
+	firstState   string
+	firstFlags   uint32
+	// data is one or more ResourceSpans fields; cap(data) is its real size.
+	data []byte
+
+	groups []spanGroup // while building
+}
+
+// spanGroup is a run of the fragment's spans under one resource and scope.
+type spanGroup struct {
+	rs, ss int
+	spans  [][]byte
+}
+
+type rsPart struct {
+	resource, schema []byte
+	hasRes           bool
+	service          string
+}
+
+type ssPart struct {
+	scope, schema []byte
+	hasScope      bool
+}
+
+// splitRequest validates an ExportTraceServiceRequest and splits its spans
+// by trace ID. invalid counts spans without a valid trace ID (dropped).
+func splitRequest(body []byte) (frags []*fragment, invalid int, err error) {
+	if err := requestMsg.validate(body, 0); err != nil {
+		return nil, 0, err
+	}
+	var rsParts []rsPart
+	var ssParts [][]ssPart
+	byID := map[pcommon.TraceID]*fragment{}
+	for b := body; len(b) > 0; {
+		f, rest, ok := nextField(b)
+		if !ok {
+			break
+		}
+		b = rest
+		if f.num != 1 || f.typ != protowire.BytesType {
+			continue
+		}
+		rsb := f.v
+		ri := len(rsParts)
+		rsParts = append(rsParts, rsPart{})
+		ssParts = append(ssParts, nil)
+		var scopeSpans [][]byte
+		forFields(rsb, func(num int32, v []byte) {
+			switch num {
+			case 1:
+				rsParts[ri].resource, rsParts[ri].hasRes = v, true
+				rsParts[ri].service = serviceName(v)
+			case 2:
+				scopeSpans = append(scopeSpans, v)
+			case 3:
+				rsParts[ri].schema = v
+			}
+		})
+		for si, ssb := range scopeSpans {
+			ssParts[ri] = append(ssParts[ri], ssPart{})
+			var spans [][]byte
+			forFields(ssb, func(num int32, v []byte) {
+				switch num {
+				case 1:
+					ssParts[ri][si].scope, ssParts[ri][si].hasScope = v, true
+				case 2:
+					spans = append(spans, v)
+				case 3:
+					ssParts[ri][si].schema = v
+				}
+			})
+			for _, sp := range spans {
+				var info spanInfo
+				info.read(sp)
+				if info.traceID.IsEmpty() {
+					invalid++
+					continue
+				}
+				f := byID[info.traceID]
+				if f == nil {
+					f = &fragment{id: info.traceID, fp: fingerprint(info.traceID),
+						firstService: rsParts[ri].service, firstState: string(info.traceState), firstFlags: info.flags}
+					byID[info.traceID] = f
+					frags = append(frags, f)
+				}
+				f.sum.add(&info, rsParts[ri].service)
+				if g := len(f.groups) - 1; g >= 0 && f.groups[g].rs == ri && f.groups[g].ss == si {
+					f.groups[g].spans = append(f.groups[g].spans, sp)
+				} else {
+					f.groups = append(f.groups, spanGroup{rs: ri, ss: si, spans: [][]byte{sp}})
+				}
+			}
+		}
+	}
+	for _, f := range frags {
+		f.data = encodeGroups(f.groups, rsParts, ssParts)
+		f.groups = nil
+	}
+	return frags, invalid, nil
+}
+
+// forFields calls fn with every length-delimited field of a validated message.
+func forFields(b []byte, fn func(num int32, v []byte)) {
+	for len(b) > 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
+			return
+		}
+		if f.typ == protowire.BytesType {
+			fn(f.num, f.v)
+		}
+		b = rest
+	}
+}
+
+func lenField(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
+
+// encodeGroups writes the ResourceSpans fields for runs of spans, in one
+// allocation sized to the size class the allocator gives it.
+func encodeGroups(groups []spanGroup, rsParts []rsPart, ssParts [][]ssPart) []byte {
+	ssSize := func(g *spanGroup) int {
+		p := &ssParts[g.rs][g.ss]
+		n := 0
+		if p.hasScope {
+			n += lenField(len(p.scope))
+		}
+		for _, s := range g.spans {
+			n += lenField(len(s))
+		}
+		if len(p.schema) > 0 {
+			n += lenField(len(p.schema))
+		}
+		return n
+	}
+	// Consecutive groups of one resource share a ResourceSpans.
+	rsSize := func(i, j int) int {
+		p := &rsParts[groups[i].rs]
+		n := 0
+		if p.hasRes {
+			n += lenField(len(p.resource))
+		}
+		for k := i; k < j; k++ {
+			n += lenField(ssSize(&groups[k]))
+		}
+		if len(p.schema) > 0 {
+			n += lenField(len(p.schema))
+		}
+		return n
+	}
+	runEnd := func(i int) int {
+		j := i + 1
+		for j < len(groups) && groups[j].rs == groups[i].rs {
+			j++
+		}
+		return j
+	}
+	total := 0
+	for i := 0; i < len(groups); i = runEnd(i) {
+		total += lenField(rsSize(i, runEnd(i)))
+	}
+	out := slices.Grow([]byte(nil), total)
+	for i := 0; i < len(groups); {
+		j := runEnd(i)
+		p := &rsParts[groups[i].rs]
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(rsSize(i, j)))
+		if p.hasRes {
+			out = appendLen(out, 1, p.resource)
+		}
+		for k := i; k < j; k++ {
+			g := &groups[k]
+			sp := &ssParts[g.rs][g.ss]
+			out = protowire.AppendTag(out, 2, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(ssSize(g)))
+			if sp.hasScope {
+				out = appendLen(out, 1, sp.scope)
+			}
+			for _, s := range g.spans {
+				out = appendLen(out, 2, s)
+			}
+			if len(sp.schema) > 0 {
+				out = appendLen(out, 3, sp.schema)
+			}
+		}
+		if len(p.schema) > 0 {
+			out = appendLen(out, 3, p.schema)
+		}
+		i = j
+	}
+	return out
+}
+
+func appendLen(b []byte, num protowire.Number, v []byte) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+// serviceName reads service.name from an encoded Resource.
+func serviceName(res []byte) string {
+	var svc string
+	forFields(res, func(num int32, kv []byte) {
+		if num != 1 {
+			return
+		}
+		if k, v, ok := keyValue(kv); ok && string(k) == "service.name" {
+			if s, ok := anyString(v); ok {
+				svc = s
+			}
+		}
+	})
+	return svc
+}
+
+// keyValue splits an encoded KeyValue.
+func keyValue(kv []byte) (key, val []byte, ok bool) {
+	forFields(kv, func(num int32, v []byte) {
+		switch num {
+		case 1:
+			key = v
+		case 2:
+			val, ok = v, true
+		}
+	})
+	return key, val, ok
+}
+
+// anyString is an AnyValue's string value.
+func anyString(v []byte) (string, bool) {
+	var s string
+	found := false
+	forFields(v, func(num int32, x []byte) {
+		if num == 1 {
+			s, found = string(x), true
+		}
+	})
+	return s, found
+}
+
+// anyHTTPCode reads an AnyValue as an HTTP status code: an int, a double
+// or a three-digit string.
+func anyHTTPCode(v []byte) int64 {
+	var code int64
+	for len(v) > 0 {
+		f, rest, ok := nextField(v)
+		if !ok {
+			break
+		}
+		v = rest
+		switch {
+		case f.num == 3 && f.typ == protowire.VarintType:
+			code = int64(f.x)
+		case f.num == 4 && f.typ == protowire.Fixed64Type:
+			code = int64(math.Float64frombits(f.x))
+		case f.num == 1 && f.typ == protowire.BytesType:
+			s := f.v
+			code = 0
+			if len(s) == 3 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' && s[2] <= '9' {
+				code = int64(s[0]-'0')*100 + int64(s[1]-'0')*10 + int64(s[2]-'0')
+			}
+		default:
+			code = 0
+		}
+	}
+	return code
+}
+
+// spanInfo is what is read from one encoded span.
+type spanInfo struct {
+	traceID          pcommon.TraceID
+	parentEmpty      bool
+	traceState, name []byte
+	kind             int32
+	start, end       uint64
+	flags            uint32
+	errStatus        bool
+	errHTTP          bool
+	errException     bool
+}
+
+// read fills the info from a validated span.
+func (s *spanInfo) read(b []byte) {
+	s.parentEmpty = true
+	for len(b) > 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
+			break
+		}
+		b = rest
+		switch f.typ {
+		case protowire.BytesType:
+			v := f.v
+			switch f.num {
+			case 1:
+				s.traceID = pcommon.TraceID{}
+				if len(v) == 16 {
+					copy(s.traceID[:], v)
+				}
+			case 3:
+				s.traceState = v
+			case 4:
+				s.parentEmpty = allZero(v)
+			case 5:
+				s.name = v
+			case 9:
+				if !s.errHTTP {
+					if k, val, ok := keyValue(v); ok && (string(k) == "http.response.status_code" || string(k) == "http.status_code") {
+						if c := anyHTTPCode(val); c >= 500 && c <= 599 {
+							s.errHTTP = true
+						}
+					}
+				}
+			case 11:
+				if !s.errException {
+					forFields(v, func(num int32, x []byte) {
+						if num == 2 && string(x) == "exception" {
+							s.errException = true
+						}
+					})
+				}
+			case 15:
+				s.errStatus = statusIsError(v)
+			}
+		case protowire.VarintType:
+			if f.num == 6 {
+				s.kind = int32(f.x)
+			}
+		case protowire.Fixed64Type:
+			switch f.num {
+			case 7:
+				s.start = f.x
+			case 8:
+				s.end = f.x
+			}
+		case protowire.Fixed32Type:
+			if f.num == 16 {
+				s.flags = uint32(f.x)
+			}
+		}
+	}
+}
+
+func statusIsError(v []byte) bool {
+	code := uint64(0)
+	for len(v) > 0 {
+		f, rest, ok := nextField(v)
+		if !ok {
+			break
+		}
+		v = rest
+		if f.num == 3 && f.typ == protowire.VarintType {
+			code = f.x
+		}
+	}
+	return int32(code) == 2 // STATUS_CODE_ERROR
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// add folds one span into the summary. The root is the first span without
+// a parent (as in the decoded form).
+func (f *fragSummary) add(s *spanInfo, service string) {
+	if f.spans == 0 || s.start < f.minStart {
+		f.minStart = s.start
+	}
+	if s.end > f.maxEnd {
+		f.maxEnd = s.end
+	}
+	f.spans++
+	if s.parentEmpty && !f.hasRoot {
+		f.hasRoot, f.rootName, f.rootKind, f.rootService = true, string(s.name), s.kind, service
+		f.rootStart, f.rootEnd = s.start, s.end
+	}
+	f.errStatus = f.errStatus || s.errStatus
+	f.errHTTP = f.errHTTP || s.errHTTP
+	f.errException = f.errException || s.errException
+	if len(s.traceState) > 0 {
+		if ot := ParseTraceState(string(s.traceState)); ot.HasThreshold && (!f.hasInTh || ot.Threshold > f.inTh) {
+			f.inTh, f.hasInTh = ot.Threshold, true
+		}
+	}
+}
+
+// ---- writing the threshold into kept spans ----
+
+// stamper rewrites the tracestate of every span in fragments, for one
+// trace's decision; spans of a trace nearly always share one tracestate, so
+// the rewrite is computed once per distinct input.
+type stamper struct {
+	th              Threshold
+	rv              uint64
+	writeRV         bool
+	lastIn, lastOut string
+	have            bool
+	sizes           []int // new span sizes, in order
+}
+
+func (st *stamper) state(in []byte) string {
+	if !st.have || string(in) != st.lastIn {
+		st.lastIn = string(in)
+		st.lastOut = WithThreshold(st.lastIn, st.th, st.rv, st.writeRV)
+		st.have = true
+	}
+	return st.lastOut
+}
+
+// appendFragment appends frag (ResourceSpans fields) to dst with every
+// span's tracestate replaced, and returns dst and the number of spans.
+// Lengths are computed before writing: the new span sizes first (one pass
+// over the spans), then the scope and resource sizes from them.
+func (st *stamper) appendFragment(dst, frag []byte) ([]byte, int) {
+	st.sizes = st.sizes[:0]
+	forSpans(frag, func(sp []byte) { st.sizes = append(st.sizes, st.spanSize(sp)) })
+	i := 0
+	forFields(frag, func(num int32, rs []byte) {
+		if num != 1 {
+			return
+		}
+		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(st.rsSize(rs, i)))
+		forAllFields(rs, func(f *field) {
+			if f.num != 2 || f.typ != protowire.BytesType {
+				dst = append(dst, f.raw...)
+				return
+			}
+			dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+			dst = protowire.AppendVarint(dst, uint64(st.ssSize(f.v, i)))
+			forAllFields(f.v, func(f *field) {
+				if f.num != 2 || f.typ != protowire.BytesType {
+					dst = append(dst, f.raw...)
+					return
+				}
+				dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+				dst = protowire.AppendVarint(dst, uint64(st.sizes[i]))
+				dst = st.appendSpan(dst, f.v)
+				i++
+			})
+		})
+	})
+	return dst, i
+}
+
+// forSpans calls fn with every span of ResourceSpans fields, in order.
+func forSpans(frag []byte, fn func(sp []byte)) {
+	forFields(frag, func(num int32, rs []byte) {
+		if num != 1 {
+			return
+		}
+		forFields(rs, func(num int32, ss []byte) {
+			if num != 2 {
+				return
+			}
+			forFields(ss, func(num int32, sp []byte) {
+				if num == 2 {
+					fn(sp)
+				}
+			})
+		})
+	})
+}
+
+// forAllFields calls fn with each field of a validated message.
+func forAllFields(b []byte, fn func(f *field)) {
+	for len(b) > 0 {
+		f, rest, ok := nextField(b)
+		if !ok {
+			return
+		}
+		fn(&f)
+		b = rest
+	}
+}
+
+func isTraceState(f *field) bool { return f.num == 3 && f.typ == protowire.BytesType }
+
+func (st *stamper) spanSize(sp []byte) int {
+	size := 0
+	var ts []byte
+	forAllFields(sp, func(f *field) {
+		if isTraceState(f) {
+			ts = f.v
+			return
+		}
+		size += len(f.raw)
+	})
+	if out := st.state(ts); out != "" {
+		size += lenField(len(out))
+	}
+	return size
+}
+
+func (st *stamper) appendSpan(dst, sp []byte) []byte {
+	var ts []byte
+	forAllFields(sp, func(f *field) {
+		if isTraceState(f) {
+			ts = f.v
+			return
+		}
+		dst = append(dst, f.raw...)
+	})
+	if out := st.state(ts); out != "" {
+		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
+		dst = protowire.AppendString(dst, out)
+	}
+	return dst
+}
+
+// ssSize is the new size of a ScopeSpans whose first span is sizes[i].
+func (st *stamper) ssSize(ss []byte, i int) int {
+	size := 0
+	forAllFields(ss, func(f *field) {
+		if f.num == 2 && f.typ == protowire.BytesType {
+			size += lenField(st.sizes[i])
+			i++
+			return
+		}
+		size += len(f.raw)
+	})
+	return size
+}
+
+// rsSize is the new size of a ResourceSpans whose first span is sizes[i].
+func (st *stamper) rsSize(rs []byte, i int) int {
+	size := 0
+	forAllFields(rs, func(f *field) {
+		if f.num == 2 && f.typ == protowire.BytesType {
+			n := st.ssSize(f.v, i)
+			size += lenField(n)
+			forFields(f.v, func(num int32, _ []byte) {
+				if num == 2 {
+					i++
+				}
+			})
+			return
+		}
+		size += len(f.raw)
+	})
+	return size
+}
+
+// spanCountOf counts the spans of a validated request body.
+func spanCountOf(body []byte) int {
+	n := 0
+	forFields(body, func(num int32, rs []byte) {
+		forFields(rs, func(num int32, ss []byte) {
+			if num != 2 {
+				return
+			}
+			forFields(ss, func(num int32, _ []byte) {
+				if num == 2 {
+					n++
+				}
+			})
+		})
+	})
+	return n
+}
