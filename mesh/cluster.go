@@ -38,6 +38,7 @@ type cluster struct {
 	margin                 float64 // seconds
 	panicAt                float64
 	retryOn                map[int]bool
+	obs                    observers
 
 	eps    atomic.Pointer[[]*Endpoint]
 	epMu   sync.Mutex    // serialises endpoint-list changes
@@ -73,6 +74,7 @@ func newCluster(cfg Cluster, region string, old *cluster, m *metrics, log *slog.
 		c.region = ""
 	}
 	c.bal = NewBalancer(cfg.Balancer, c.decay, c.defRTT)
+	c.initObservers()
 	rc := cfg.Retry
 	if rc == nil {
 		rc = &RetryConfig{}

@@ -57,6 +57,9 @@ type Listener struct {
 	// TrustForwarded keeps X-Forwarded-For from the client and appends to it;
 	// otherwise the mesh is the first hop and replaces it.
 	TrustForwarded bool `yaml:"trust_forwarded"`
+	// DisableFastPath serves every request of a plain-HTTP listener with
+	// net/http, as TLS and h2c listeners are (see docs/mesh.md, "fast path").
+	DisableFastPath bool `yaml:"disable_fast_path"`
 }
 
 // Route sends requests whose host and path match to a cluster. An empty Host

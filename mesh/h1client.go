@@ -36,6 +36,18 @@ type h1Conn struct {
 
 var longAgo = time.Unix(1, 0)
 
+// idleConn takes a pooled connection to addr, nil when there is none.
+func (c *h1Client) idleConn(addr string) (*h1Conn, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.idle[addr]; len(l) > 0 {
+		pc := l[len(l)-1]
+		c.idle[addr] = l[:len(l)-1]
+		return pc, true
+	}
+	return nil, false
+}
+
 func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
 	c.mu.Lock()
 	if l := c.idle[addr]; len(l) > 0 {

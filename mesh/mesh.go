@@ -49,7 +49,7 @@ type Mesh struct {
 	mu        sync.Mutex // serialises Reload and Close
 	cfg       *Config
 	path      string
-	servers   []*http.Server
+	servers   []server
 	lns       []net.Listener
 	lkeys     []string // each listener's config, to tell which changed on reload
 	addrs     []net.Addr
@@ -73,11 +73,7 @@ type route struct {
 // match finds the route for host and path: the longest path prefix, then a
 // specific host over the catch-all.
 func (s *state) match(host, path string) *route {
-	host = strings.ToLower(host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(host, ".")
+	host = routeHostKey(host)
 	var best *route
 	for _, r := range s.routes {
 		if r.Host != "" && !strings.EqualFold(r.Host, host) {
@@ -92,6 +88,16 @@ func (s *state) match(host, path string) *route {
 		}
 	}
 	return best
+}
+
+// routeHostKey is a Host value as routes match it: lower case, without port
+// or trailing dot.
+func routeHostKey(host string) string {
+	host = strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(host, ".")
 }
 
 // pathHasPrefix matches whole segments: /api matches /api and /api/x, not /apix.
@@ -213,7 +219,7 @@ func (m *Mesh) rollLoop(stop chan struct{}) {
 	}
 }
 
-func (m *Mesh) listen(l Listener) (*http.Server, net.Listener, error) {
+func (m *Mesh) listen(l Listener) (server, net.Listener, error) {
 	maxHdr := l.MaxHeaderBytes
 	if maxHdr == 0 {
 		maxHdr = 64 << 10
@@ -244,9 +250,19 @@ func (m *Mesh) listen(l Listener) (*http.Server, net.Listener, error) {
 		return nil, nil, fmt.Errorf("listener %s: %w", l.Addr, err)
 	}
 	if srv.TLSConfig != nil {
-		ln = tls.NewListener(ln, srv.TLSConfig)
+		return srv, tls.NewListener(ln, srv.TLSConfig), nil
 	}
-	return srv, ln, nil
+	if l.H2C || l.DisableFastPath {
+		return srv, ln, nil
+	}
+	return newFastServer(m, l, srv, ln), ln, nil
+}
+
+// server serves one listener: net/http's server, or the fast path with
+// net/http behind it.
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
 }
 
 // Addrs returns the listeners' addresses (useful with port 0).
@@ -372,7 +388,7 @@ func (m *Mesh) applyListeners(want []Listener) error {
 	for _, l := range want {
 		keep[fmt.Sprint(l)]++
 	}
-	var servers []*http.Server
+	var servers []server
 	var lns []net.Listener
 	var keys []string
 	var addrs []net.Addr

@@ -89,16 +89,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code, region = h.forward(w, r, rt, c)
 	}
 	d := time.Since(start)
-	// A relayed session's length (101) is not a latency.
-	if code != http.StatusSwitchingProtocols {
-		m.metrics.requests.WithLabelValues(c.cfg.Name, region, codeClass(code)).Observe(d.Seconds())
-		if code != 499 && (code < 500 || region != "") {
-			m.timings.Record(region, d)
-		}
-	}
+	m.observe(c, code, region, d)
 	if m.access != nil {
 		m.access.Info("request", "method", r.Method, "host", r.Host, "path", r.URL.Path, "remote", r.RemoteAddr,
 			"cluster", c.cfg.Name, "region", region, "code", code, "ms", float64(d.Microseconds())/1000)
+	}
+}
+
+// observe records one client request in the metrics and the timings. A
+// relayed session's length (101) is not a latency.
+func (m *Mesh) observe(c *cluster, code int, region string, d time.Duration) {
+	if code == http.StatusSwitchingProtocols {
+		return
+	}
+	c.requestObserver(region, code).Observe(d.Seconds())
+	if code != 499 && (code < 500 || region != "") {
+		m.timings.Record(region, d)
 	}
 }
 
@@ -333,15 +339,10 @@ func (h *handler) try(ctx context.Context, out *http.Request, body []byte, c *cl
 	} else {
 		actx, cancel = context.WithCancel(ctx)
 	}
-	cl := c.cfg.Name
 	var gotConn atomic.Int64
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
 		gotConn.Store(time.Now().UnixNano())
-		if i.Reused {
-			c.m.conns.WithLabelValues(cl, "true").Inc()
-		} else {
-			c.m.conns.WithLabelValues(cl, "false").Inc()
-		}
+		c.connObserved(i.Reused)
 	}}
 	req := out.WithContext(httptrace.WithClientTrace(actx, trace))
 	u := *out.URL
@@ -387,7 +388,7 @@ func (h *handler) try(ctx context.Context, out *http.Request, body []byte, c *cl
 	if label != "canceled" {
 		c.record(e, now, rtt, o)
 	}
-	c.m.upstream.WithLabelValues(cl, e.Region, e.Addr, label).Observe(rtt.Seconds())
+	c.upstreamObserver(e, label).Observe(rtt.Seconds())
 	var once sync.Once
 	return &attempt{e: e, res: res, err: err, cancel: cancel, done: func() { once.Do(func() { e.inflight.Add(-1) }) }}
 }

@@ -1,0 +1,444 @@
+package mesh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The fast path serves plain-HTTP/1.1 listeners without net/http's server:
+// one goroutine per connection reads request heads from a pooled buffer,
+// parses them in place (parseRequestHead), and forwards bodiless requests
+// over the clusters' pooled backend connections, writing each response head
+// and a small body with one write. Routing, balancing, retries, the retry
+// budget, outlier detection, the circuit breaker, metrics, timings and the
+// access log are the same code as on the net/http path.
+//
+// Whatever the fast path does not fully understand (request bodies,
+// Expect, Upgrade, HTTP/1.0, absolute-form targets, escaped paths, heads
+// over 8 KiB, malformed heads, unrouted requests, clusters with TLS, HTTP/2
+// or hedging) makes it hand the connection, with the bytes it has read, to
+// the listener's net/http server, which then serves the rest of that
+// connection exactly as before: its 400/404/405/413/431 answers are the ones
+// clients got before the fast path existed.
+
+// fastHeadMax is the largest request head the fast path reads: bigger heads
+// go to net/http, which applies max_header_bytes.
+const fastHeadMax = 8 << 10
+
+type fastServer struct {
+	m    *Mesh
+	l    Listener
+	srv  *http.Server // serves the connections handed off
+	hand *handoffListener
+	ln   net.Listener
+
+	idle, readHeader time.Duration
+	headMax          int
+
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*fastConn]struct{}
+}
+
+func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fastServer {
+	s := &fastServer{m: m, l: l, srv: srv, ln: ln, hand: newHandoffListener(ln.Addr()),
+		idle: srv.IdleTimeout, readHeader: srv.ReadHeaderTimeout, headMax: fastHeadMax,
+		conns: map[*fastConn]struct{}{}}
+	if srv.MaxHeaderBytes > 0 && srv.MaxHeaderBytes < s.headMax {
+		s.headMax = srv.MaxHeaderBytes
+	}
+	return s
+}
+
+// Serve accepts connections until ln is closed.
+func (s *fastServer) Serve(ln net.Listener) error {
+	go s.srv.Serve(s.hand)
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !s.closing.Load() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		fc := s.newConn(nc)
+		if fc == nil {
+			nc.Close()
+			continue
+		}
+		go fc.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets requests in
+// flight finish (up to ctx), then shuts the hand-off server down.
+func (s *fastServer) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	s.ln.Close()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		for fc := range s.conns {
+			if fc.idle.Load() {
+				fc.nc.SetReadDeadline(longAgo) // wakes it; it sees closing and leaves
+			}
+		}
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for fc := range s.conns {
+				fc.nc.Close()
+			}
+			s.mu.Unlock()
+			s.srv.Close()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *fastServer) newConn(nc net.Conn) *fastConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	fc := fastConnPool.Get().(*fastConn)
+	fc.s, fc.nc = s, nc
+	fc.cr = connReader{nc: nc}
+	fc.br.Reset(&fc.cr)
+	fc.bw.Reset(nc)
+	fc.ip, _, _ = net.SplitHostPort(nc.RemoteAddr().String())
+	if fc.ip == "" {
+		fc.ip = nc.RemoteAddr().String()
+	}
+	fc.remote = nc.RemoteAddr().String()
+	fc.gone.Store(false)
+	s.conns[fc] = struct{}{}
+	return fc
+}
+
+func (s *fastServer) forget(fc *fastConn) {
+	s.mu.Lock()
+	delete(s.conns, fc)
+	s.mu.Unlock()
+}
+
+// fastConn is one client connection on the fast path. It is pooled with its
+// buffers.
+type fastConn struct {
+	s      *fastServer
+	nc     net.Conn
+	cr     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	h      reqHead
+	res    resHead
+	ip     string // the client's address without port, for X-Forwarded-For
+	remote string
+	idle   atomic.Bool
+
+	hostRaw []byte // the last Host value, and its routing form
+	hostKey string
+
+	// Hang-up watch: a request waiting on its backend longer than
+	// watchAfter starts a read on the client connection, and a client that
+	// closes cancels the attempt (as net/http's background read does, but
+	// only for the slow requests that can profit from it).
+	watch     *time.Timer
+	watchDone chan struct{}
+	one       [1]byte
+	oneRead   bool
+	gone      atomic.Bool
+	upMu      sync.Mutex
+	upstream  *h1Conn // the backend connection an attempt waits on
+}
+
+const watchAfter = 50 * time.Millisecond
+
+var fastConnPool = sync.Pool{New: func() any {
+	fc := &fastConn{watchDone: make(chan struct{}, 1)}
+	fc.br = bufio.NewReaderSize(nil, fastHeadMax)
+	fc.bw = bufio.NewWriterSize(nil, 8<<10)
+	fc.watch = time.AfterFunc(time.Hour, fc.watchClient)
+	fc.watch.Stop()
+	return fc
+}}
+
+// connReader reads a byte the hang-up watch took first, then the connection.
+type connReader struct {
+	nc      net.Conn
+	pending []byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.nc.Read(p)
+}
+
+func (fc *fastConn) release() {
+	fc.s.forget(fc)
+	fc.br.Reset(nil)
+	fc.bw.Reset(nil)
+	fc.s, fc.nc, fc.cr, fc.hostRaw, fc.hostKey = nil, nil, connReader{}, fc.hostRaw[:0], ""
+	fc.upstream = nil
+	fastConnPool.Put(fc)
+}
+
+func (fc *fastConn) close() {
+	fc.nc.Close()
+	fc.release()
+}
+
+// serve runs the connection's request loop.
+func (fc *fastConn) serve() {
+	s := fc.s
+	for {
+		if fc.br.Buffered() == 0 {
+			fc.idle.Store(true)
+			if s.closing.Load() {
+				fc.close()
+				return
+			}
+			fc.nc.SetReadDeadline(time.Now().Add(s.idle))
+			_, err := fc.br.Peek(1)
+			fc.idle.Store(false)
+			if err != nil || s.closing.Load() && fc.br.Buffered() == 0 {
+				fc.close()
+				return
+			}
+		}
+		start := time.Now()
+		var head []byte
+		deadline := false
+		for {
+			buf, _ := fc.br.Peek(fc.br.Buffered())
+			n, clean := headEnd(buf)
+			if n > 0 && !clean || n > s.headMax || n == 0 && len(buf) >= s.headMax {
+				fc.handOff()
+				return
+			}
+			if n > 0 {
+				head = buf[:n]
+				break
+			}
+			if !deadline {
+				fc.nc.SetReadDeadline(start.Add(s.readHeader))
+				deadline = true
+			}
+			if _, err := fc.br.Peek(len(buf) + 1); err != nil {
+				if err == bufio.ErrBufferFull {
+					fc.handOff()
+				} else {
+					fc.close() // a partial head and then a timeout or hang-up
+				}
+				return
+			}
+		}
+		if parseRequestHead(head, &fc.h) != nil {
+			fc.handOff()
+			return
+		}
+		st := s.m.state.Load()
+		rt := st.matchFast(fc.routeHost(), fc.h.path)
+		if rt == nil || !rt.cluster.fastOK() {
+			fc.handOff()
+			return
+		}
+		fc.br.Discard(len(head)) // the parsed slices stay valid until the next read
+		code, region, keep := fc.proxy(rt, start)
+		d := time.Since(start)
+		s.m.observe(rt.cluster, code, region, d)
+		if a := s.m.access; a != nil {
+			a.Info("request", "method", string(fc.h.method), "host", string(fc.h.host), "path", string(fc.h.path), "remote", fc.remote,
+				"cluster", rt.cluster.cfg.Name, "region", region, "code", code, "ms", float64(d.Microseconds())/1000)
+		}
+		if !keep || fc.h.close {
+			fc.close()
+			return
+		}
+	}
+}
+
+// routeHost returns the request's host as routes match it (lower case,
+// without port or trailing dot), computed once per connection while the
+// client keeps sending the same Host.
+func (fc *fastConn) routeHost() string {
+	if fc.hostKey != "" && bytes.Equal(fc.hostRaw, fc.h.host) {
+		return fc.hostKey
+	}
+	fc.hostRaw = append(fc.hostRaw[:0], fc.h.host...)
+	fc.hostKey = routeHostKey(string(fc.h.host))
+	return fc.hostKey
+}
+
+// handOff gives the connection to the listener's net/http server, replaying
+// every byte read from it but not yet served.
+func (fc *fastConn) handOff() {
+	buffered, _ := fc.br.Peek(fc.br.Buffered())
+	replay := make([]byte, 0, len(buffered)+len(fc.cr.pending))
+	replay = append(append(replay, buffered...), fc.cr.pending...)
+	nc, s := fc.nc, fc.s
+	nc.SetReadDeadline(time.Time{})
+	fc.release()
+	s.hand.deliver(&replayConn{Conn: nc, replay: replay})
+}
+
+// replayConn is a connection whose first reads return bytes already read.
+type replayConn struct {
+	net.Conn
+	replay []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.replay) > 0 {
+		n := copy(p, c.replay)
+		c.replay = c.replay[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// handoffListener is the listener the fast path's net/http server accepts
+// handed-off connections from.
+type handoffListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newHandoffListener(addr net.Addr) *handoffListener {
+	return &handoffListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *handoffListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
+
+// watchClient runs (in the timer's goroutine) when a request has waited
+// watchAfter for its backend: it reads from the client, and a hang-up
+// cancels the attempt by expiring the backend connection's deadline.
+func (fc *fastConn) watchClient() {
+	n, err := fc.nc.Read(fc.one[:])
+	if n > 0 {
+		fc.oneRead = true // the start of a pipelined request
+	} else if err != nil && !isTimeout(err) {
+		fc.upMu.Lock()
+		fc.gone.Store(true)
+		if fc.upstream != nil {
+			fc.upstream.nc.SetDeadline(longAgo)
+		}
+		fc.upMu.Unlock()
+	}
+	fc.watchDone <- struct{}{}
+}
+
+// setUpstream records the backend connection an attempt waits on (nil:
+// none); false when the client has already left.
+func (fc *fastConn) setUpstream(pc *h1Conn) bool {
+	fc.upMu.Lock()
+	defer fc.upMu.Unlock()
+	fc.upstream = pc
+	return !fc.gone.Load()
+}
+
+// stopWatch ends a hang-up watch; a byte it read is replayed to the reader.
+func (fc *fastConn) stopWatch() {
+	if fc.watch.Stop() {
+		return
+	}
+	fc.nc.SetReadDeadline(longAgo)
+	<-fc.watchDone
+	fc.nc.SetReadDeadline(time.Time{})
+	if fc.oneRead {
+		fc.oneRead = false
+		fc.cr.pending = append(fc.cr.pending, fc.one[0])
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// matchFast is match for the fast path: host is already in routing form.
+func (s *state) matchFast(host string, path []byte) *route {
+	var best *route
+	for _, r := range s.routes {
+		if r.Host != "" && !strings.EqualFold(r.Host, host) {
+			continue
+		}
+		if !pathHasPrefixB(path, r.PathPrefix) {
+			continue
+		}
+		if best == nil || len(r.PathPrefix) > len(best.PathPrefix) ||
+			(len(r.PathPrefix) == len(best.PathPrefix) && best.Host == "" && r.Host != "") {
+			best = r
+		}
+	}
+	return best
+}
+
+func pathHasPrefixB(path []byte, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// fastOK reports whether the fast path can forward to this cluster: plain
+// HTTP/1.1 backends (the lean client's pool) and no hedging.
+func (c *cluster) fastOK() bool {
+	return c.h1 != nil && (c.cfg.Retry == nil || c.cfg.Retry.HedgeAfter == 0)
+}
+
+var _ io.Reader = (*connReader)(nil)
