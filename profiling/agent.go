@@ -2,6 +2,7 @@ package profiling
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -572,12 +573,26 @@ func (a *agent) capturePerf(ctx context.Context, c *Capture) ([]upload, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Send the perf script itself (gzip'ed) so that the server keeps each
+	// sample's time for the sub-second heat map; fall back to the folded
+	// stacks when it would be over the server's limits.
+	if len(script) <= perfScriptMaxRaw {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		if _, err := zw.Write(script); err == nil && zw.Close() == nil && z.Len() <= profilingUploadMax {
+			return []upload{{CaptureID: c.ID, Format: FormatPerf, Data: z.Bytes(), Start: start, End: end}}, nil
+		}
+	}
 	var b bytes.Buffer
 	if err := p.WriteFolded(&b); err != nil {
 		return nil, err
 	}
 	return []upload{{CaptureID: c.ID, Format: FormatFolded, Data: b.Bytes(), Start: start, End: end}}, nil
 }
+
+// perfScriptMaxRaw is the largest perf script an agent uploads as is; the
+// server inflates at most 256 MiB by default.
+const perfScriptMaxRaw = 200 << 20
 
 func lastLine(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/srekit/srekit/flame"
@@ -54,6 +55,7 @@ func init() {
 		Order:   35,
 		Mount:   mountProfiling,
 		Demo:    profilingDemo,
+		Run:     runProfiling,
 	})
 }
 
@@ -62,7 +64,12 @@ type profilingWeb struct {
 	svc        *profiling.Service
 	agentToken string
 	otlp       bool
+	sharing    shareConfig
+	pull       []profiling.PprofTarget // from EnvPull
 }
+
+// profilingParts maps a server to its profiling part, for Run.
+var profilingParts sync.Map // *Server -> *profilingWeb
 
 func mountProfiling(s *Server) error {
 	p := &profilingWeb{s: s, svc: profiling.NewService(s.Store), agentToken: os.Getenv(EnvAgentToken)}
@@ -74,6 +81,19 @@ func mountProfiling(s *Server) error {
 		p.svc.Limits.MaxDecompressed = n
 	}
 	p.otlp = os.Getenv(EnvOTLP) == "1" || os.Getenv(EnvOTLP) == "true"
+	var err error
+	if p.sharing, err = readShareConfig(); err != nil {
+		return err
+	}
+	if v := os.Getenv(EnvPull); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			name, u, ok := strings.Cut(strings.TrimSpace(f), "=")
+			if !ok || name == "" || u == "" {
+				return fmt.Errorf("%s: %q: want name=http://host:port,...", EnvPull, f)
+			}
+			p.pull = append(p.pull, profiling.PprofTarget{Name: name, URL: u})
+		}
+	}
 	up := BodyLimit(profilingUploadLimit)
 	if p.otlp {
 		s.HandleFunc("POST /v1development/profiles", p.otlpHTTP, Write(), up)
@@ -84,6 +104,7 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("GET /api/v1/profiling/snapshots", p.listSnapshots)
 	s.HandleFunc("GET /api/v1/profiling/snapshots/{id}", p.getSnapshot)
 	s.HandleFunc("DELETE /api/v1/profiling/snapshots/{id}", p.deleteSnapshot, Write())
+	s.HandleFunc("GET /api/v1/profiling/snapshots/{id}/heatmap", p.heatmap)
 	s.HandleFunc("GET /api/v1/profiling/merge", p.merge)
 	s.HandleFunc("GET /api/v1/profiling/diff", p.diff)
 	s.HandleFunc("GET /api/v1/profiling/search", p.search)
@@ -107,27 +128,32 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("DELETE /api/v1/profiling/alert-rules/{id}", p.deleteRule, Write())
 	s.HandleFunc("POST /api/v1/alerts/alertmanager", p.alertmanager, Write())
 
-	ctx, cancel := context.WithCancel(context.Background())
-	s.OnClose(cancel)
-	go p.loop(ctx)
-	if v := os.Getenv(EnvPull); v != "" {
-		var targets []profiling.PprofTarget
-		for _, f := range strings.Split(v, ",") {
-			name, u, ok := strings.Cut(strings.TrimSpace(f), "=")
-			if !ok || name == "" || u == "" {
-				cancel()
-				return fmt.Errorf("%s: %q: want name=http://host:port,...", EnvPull, f)
-			}
-			targets = append(targets, profiling.PprofTarget{Name: name, URL: u})
-		}
+	s.HandleFunc("POST /api/v1/profiling/share", p.share, Write())
+	profilingParts.Store(s, p)
+	return nil
+}
+
+// runProfiling is the part's background work under Serve: the schedule and
+// retention loop, and the server's own pull captures.
+func runProfiling(ctx context.Context, s *Server) {
+	v, ok := profilingParts.Load(s)
+	if !ok {
+		return
+	}
+	p := v.(*profilingWeb)
+	var wg sync.WaitGroup
+	if len(p.pull) > 0 {
 		host, _ := os.Hostname()
+		wg.Add(1)
 		go func() {
-			if err := p.svc.RunPull(ctx, "server-"+host, targets, s.Log); err != nil {
+			defer wg.Done()
+			if err := p.svc.RunPull(ctx, "server-"+host, p.pull, s.Log); err != nil {
 				s.Log.Error("profiling pull", "err", err)
 			}
 		}()
 	}
-	return nil
+	p.loop(ctx)
+	wg.Wait()
 }
 
 // loop fires due schedules every second, fails captures nobody finished, and
@@ -200,7 +226,7 @@ func errStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, profiling.ErrTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, profiling.ErrUnknownAgent):
+	case errors.Is(err, profiling.ErrUnknownAgent), errors.Is(err, profiling.ErrNoTimeline):
 		return http.StatusNotFound
 	}
 	return http.StatusBadRequest
@@ -322,6 +348,8 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	var ids []int64
 	dups := 0
+	timelines := []int64{}
+	note := ""
 	for _, d := range ds {
 		start, end := from, until
 		if end.IsZero() {
@@ -345,7 +373,7 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		snap := &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: l, Start: start, End: end, Source: source, Profile: d.Profile}
+		snap := &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: l, Start: start, End: end, Source: source, Profile: d.Profile, Timeline: d.Timeline}
 		id, dup, err := p.svc.DB.Save(r.Context(), snap)
 		if err != nil {
 			Error(w, http.StatusInternalServerError, err.Error())
@@ -355,8 +383,19 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 			dups++
 		}
 		ids = append(ids, id)
+		if snap.HasTimeline {
+			timelines = append(timelines, id)
+		} else if d.NoTimeline != "" {
+			note = d.NoTimeline
+		} else if d.Timeline != nil {
+			note = "the timeline is over the stored size limit"
+		}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"snapshots": ids, "duplicates": dups})
+	out := map[string]any{"snapshots": ids, "duplicates": dups, "timelines": timelines}
+	if note != "" {
+		out["timeline_note"] = note
+	}
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // otlpHTTP is the OTLP/HTTP profiles receiver (POST /v1development/profiles,
@@ -465,6 +504,13 @@ func (p *profilingWeb) getSnapshot(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if rs, ok, err := rangeOf(r, id); err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return
+	} else if ok {
+		p.writeRanges(w, r, rs)
+		return
+	}
 	snap, err := p.svc.DB.Get(r.Context(), id)
 	if err != nil {
 		Error(w, errStatus(err), err.Error())
@@ -520,6 +566,7 @@ func (p *profilingWeb) writeProfile(w http.ResponseWriter, r *http.Request, prof
 			return
 		}
 		w.Header().Set("Content-Type", "image/svg+xml")
+		w.Header().Set("Content-Security-Policy", exportCSP)
 		w.Write(b.Bytes())
 	case "html":
 		var b bytes.Buffer
@@ -528,16 +575,26 @@ func (p *profilingWeb) writeProfile(w http.ResponseWriter, r *http.Request, prof
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", exportCSP)
 		if v.Get("download") != "" {
 			w.Header().Set("Content-Disposition", `attachment; filename="profile.html"`)
 		}
-		w.Write(b.Bytes())
+		w.Write(withExportCSP(b.Bytes()))
 	default:
 		Error(w, http.StatusBadRequest, "format: want json, folded, svg or html")
 	}
 }
 
 func (p *profilingWeb) merge(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("ranges"); v != "" {
+		rs, err := profiling.ParseRanges(v)
+		if err != nil {
+			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		p.writeRanges(w, r, rs)
+		return
+	}
 	q, err := snapshotQuery(r, "")
 	if err != nil {
 		Error(w, http.StatusBadRequest, err.Error())

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/srekit/srekit/profiling"
@@ -26,6 +27,14 @@ type profilingPage struct {
 	Schedules []profiling.Schedule
 	Rules     []profiling.AlertRule
 	Stats     profiling.Stats
+	// Sub is the snapshot whose sub-second heat map the page shows
+	// (?snapshot=ID); nil for the snapshot-granularity view.
+	Sub *profiling.Snapshot
+	// Timelines counts the selected snapshots that have a sub-second view.
+	Timelines int
+	// Share offers the Share action; NoSharing says the server forbids it.
+	Share     bool
+	NoSharing bool
 }
 
 type profilingAgentRow struct {
@@ -36,7 +45,21 @@ type profilingAgentRow struct {
 func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	v := r.URL.Query()
-	d := profilingPage{Query: v.Get("query"), Kind: v.Get("kind"), From: v.Get("from"), Until: v.Get("until")}
+	d := profilingPage{Query: v.Get("query"), Kind: v.Get("kind"), From: v.Get("from"), Until: v.Get("until"),
+		Share: p.sharing.enabled(), NoSharing: p.sharing.forbidden}
+	w.Header().Set("Content-Security-Policy", profilingCSP)
+	if sv := v.Get("snapshot"); sv != "" {
+		id, err := strconv.ParseInt(sv, 10, 64)
+		if err != nil {
+			d.Error = "snapshot: " + strconv.Quote(sv) + " is not a snapshot id"
+		} else if ss, err := p.svc.DB.List(ctx, profiling.Query{IDs: []int64{id}}); err != nil {
+			d.Error = err.Error()
+		} else if len(ss) == 0 {
+			d.Error = "snapshot " + sv + ": not found"
+		} else {
+			d.Sub = &ss[0]
+		}
+	}
 	if d.Kind == "" {
 		d.Kind = "cpu"
 	}
@@ -73,6 +96,11 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 			d.Error = err.Error()
 		}
 		d.Total = len(ss)
+		for _, s := range ss {
+			if s.HasTimeline {
+				d.Timelines++
+			}
+		}
 		d.HeatMap = profiling.HeatMapSVG(ss, "service", 60, func(from, until time.Time, group string) string {
 			pv := url.Values{}
 			pv.Set("kind", d.Kind)

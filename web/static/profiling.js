@@ -147,8 +147,213 @@
     } catch (err) { alert(err.message); }
   }
 
+
+  // ---- Sub-second (FlameScope) heat map of one snapshot ----
+  // Columns are seconds, rows 20 ms slices of each second (top = start of
+  // the second). A selection runs in time order from its start cell to its
+  // end cell, both included: [start, end + one row).
+  const SVGNS = "http://www.w3.org/2000/svg";
+
+  function fmtSec(us) { return (us / 1e6).toFixed(3).replace(/\.?0+$/, "") || "0"; }
+  function rangeParam(id, r) { return id + ":" + fmtSec(r.from) + "-" + fmtSec(r.until); }
+
+  function cellColor(v, max) {
+    if (!v) return "#f4f4f4";
+    const f = Math.sqrt(v / max); // FlameScope-like: low counts stay visible
+    const g = Math.round(235 - 200 * f), b = Math.round(200 - 180 * f);
+    return "rgb(" + Math.round(255 - 60 * f) + "," + g + "," + b + ")";
+  }
+
+  async function subsecond(sec) {
+    const id = sec.dataset.id;
+    const box = $("subsecond-map");
+    let data;
+    try {
+      data = await srekit.api("GET", "/api/v1/profiling/snapshots/" + id + "/heatmap");
+    } catch (err) {
+      box.textContent = "error: " + err.message;
+      return;
+    }
+    const g = data.grid, rowUS = g.row_ms * 1000;
+    const cw = Math.max(6, Math.min(28, Math.floor(900 / Math.max(1, g.columns)))), ch = 8, left = 44, top = 16;
+    const svg = document.createElementNS(SVGNS, "svg");
+    svg.id = "subsecond-svg";
+    const width = left + cw * g.columns + 10, height = top + ch * g.rows + 24;
+    svg.setAttribute("width", width);
+    svg.setAttribute("height", height);
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    svg.setAttribute("class", "pf-grid");
+    const text = (x, y, s, anchor) => {
+      const t = document.createElementNS(SVGNS, "text");
+      t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("font-size", "10");
+      if (anchor) t.setAttribute("text-anchor", anchor);
+      t.textContent = s;
+      svg.appendChild(t);
+    };
+    for (let r = 0; r < g.rows; r += 10) text(left - 4, top + r * ch + 8, (r * g.row_ms) + " ms", "end");
+    const step = Math.max(1, Math.ceil(30 / cw));
+    for (let c = 0; c < g.columns; c += step) text(left + c * cw + cw / 2, top + g.rows * ch + 14, c + " s", "middle");
+    text(left, 11, g.samples + " samples over " + g.seconds.toFixed(2) + " s; busiest cell " + g.max);
+    const cells = [];
+    for (let c = 0; c < g.columns; c++) {
+      for (let r = 0; r < g.rows; r++) {
+        const v = g.cells[c][r];
+        const rect = document.createElementNS(SVGNS, "rect");
+        rect.setAttribute("x", left + c * cw);
+        rect.setAttribute("y", top + r * ch);
+        rect.setAttribute("width", cw - 1);
+        rect.setAttribute("height", ch - 1);
+        rect.setAttribute("fill", cellColor(v, g.max));
+        rect.dataset.c = c; rect.dataset.r = r; rect.dataset.v = v;
+        const title = document.createElementNS(SVGNS, "title");
+        title.textContent = (c + r * g.row_ms / 1000).toFixed(2) + " s: " + v + " samples";
+        rect.appendChild(title);
+        svg.appendChild(rect);
+        cells.push(rect);
+      }
+    }
+    box.textContent = "";
+    box.appendChild(svg);
+
+    const at = (rect) => +rect.dataset.c * 1e6 + +rect.dataset.r * rowUS;
+    let pending = null, dragFrom = null, current = null;
+    const selections = [];
+    const mark = (a, b) => {
+      const lo = Math.min(a, b), hi = Math.max(a, b);
+      for (const rect of cells) rect.classList.toggle("sel", at(rect) >= lo && at(rect) <= hi);
+    };
+    const setView = (prefix, view, title) => {
+      const svgURL = view + (view.includes("?") ? "&" : "?") + "format=svg";
+      const obj = $(prefix + "-graph");
+      obj.data = svgURL;
+      obj.hidden = false;
+      const exp = $(prefix + "-export");
+      exp.href = view + "&format=html&download=1";
+      exp.hidden = false;
+      const share = $(prefix + "-share");
+      if (share) { share.dataset.view = view; share.hidden = false; }
+      return svgURL;
+    };
+    const permalink = () => {
+      const u = new URL(location.href);
+      u.searchParams.set("snapshot", id);
+      if (current) u.searchParams.set("range", fmtSec(current.from) + "-" + fmtSec(current.until)); else u.searchParams.delete("range");
+      if (selections.length) u.searchParams.set("ranges", selections.map((r) => rangeParam(id, r)).join(",")); else u.searchParams.delete("ranges");
+      history.replaceState(null, "", u);
+      for (const k of ["range", "merge"]) {
+        const a = $(k + "-permalink");
+        a.href = u.pathname + u.search;
+        a.hidden = false;
+      }
+    };
+    const showRange = async (r) => {
+      current = r;
+      mark(r.from, r.until - rowUS);
+      const view = "/api/v1/profiling/snapshots/" + id + "?start=" + fmtSec(r.from) + "&end=" + fmtSec(r.until);
+      const info = $("range-info");
+      try {
+        const m = await srekit.api("GET", view + "&format=json");
+        info.textContent = fmtSec(r.from) + " s to " + fmtSec(r.until) + " s: " + m.samples + " samples, total " + m.total + " " + m.unit;
+        info.className = "";
+        setView("range", view);
+        $("range-add").disabled = false;
+      } catch (err) {
+        info.textContent = "error: " + err.message;
+      }
+      permalink();
+    };
+    const showMerge = async () => {
+      const list = $("selections");
+      list.innerHTML = "";
+      for (const r of selections) {
+        const li = document.createElement("li");
+        li.textContent = fmtSec(r.from) + " s to " + fmtSec(r.until) + " s";
+        list.appendChild(li);
+      }
+      const info = $("merge-info");
+      if (!selections.length) {
+        info.textContent = "No selection added.";
+        $("merge-graph").hidden = true;
+        permalink();
+        return;
+      }
+      const view = "/api/v1/profiling/merge?ranges=" + encodeURIComponent(selections.map((r) => rangeParam(id, r)).join(","));
+      try {
+        const m = await srekit.api("GET", view + "&format=json");
+        info.textContent = selections.length + " selections merged: " + m.samples + " samples, total " + m.total + " " + m.unit;
+        setView("merge", view);
+      } catch (err) {
+        info.textContent = "error: " + err.message;
+      }
+      permalink();
+    };
+    const choose = (a, b) => {
+      const lo = Math.min(at(a), at(b)), hi = Math.max(at(a), at(b));
+      showRange({ from: lo, until: hi + rowUS });
+    };
+    svg.addEventListener("mousedown", (e) => {
+      if (e.target.tagName !== "rect") return;
+      e.preventDefault();
+      dragFrom = e.target;
+    });
+    svg.addEventListener("mouseover", (e) => {
+      if (dragFrom && e.target.tagName === "rect") mark(at(dragFrom), at(e.target));
+    });
+    svg.addEventListener("mouseup", (e) => {
+      const cell = e.target.tagName === "rect" ? e.target : null;
+      const from = dragFrom;
+      dragFrom = null;
+      if (!cell || !from) return;
+      if (cell !== from) { pending = null; choose(from, cell); return; }
+      if (pending === null) {
+        pending = cell;
+        mark(at(cell), at(cell));
+        $("range-info").textContent = "Start at " + fmtSec(at(cell)) + " s: now click the end cell.";
+        return;
+      }
+      const start = pending;
+      pending = null;
+      choose(start, cell);
+    });
+    $("range-add").onclick = () => {
+      if (!current) return;
+      selections.push(current);
+      showMerge();
+    };
+    $("selections-clear").onclick = () => { selections.length = 0; showMerge(); };
+    // Restore a permalink's state.
+    const q = new URLSearchParams(location.search);
+    for (const f of (q.get("ranges") || "").split(",").filter(Boolean)) {
+      const m = /^\d+:([\d.]+)-([\d.]+)$/.exec(f);
+      if (m) selections.push({ from: Math.round(+m[1] * 1e6), until: Math.round(+m[2] * 1e6) });
+    }
+    if (selections.length) showMerge();
+    const rm = /^([\d.]+)-([\d.]+)$/.exec(q.get("range") || "");
+    if (rm) showRange({ from: Math.round(+rm[1] * 1e6), until: Math.round(+rm[2] * 1e6) });
+  }
+
+  // ---- Share: publish a view's offline HTML to the configured share service ----
+  async function share(btn) {
+    const out = btn.nextElementSibling;
+    out.textContent = "sharing…";
+    try {
+      const res = await srekit.api("POST", "/api/v1/profiling/share", { view: btn.dataset.view });
+      out.textContent = "";
+      const a = document.createElement("a");
+      a.href = res.url;
+      a.textContent = res.url;
+      a.className = "share-link";
+      out.appendChild(a);
+    } catch (err) {
+      out.textContent = "error: " + err.message;
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     fillTargets();
+    const sec = $("subsecond");
+    if (sec && $("subsecond-map")) subsecond(sec);
+    for (const b of document.querySelectorAll("button.share")) b.onclick = () => share(b);
     if ($("cap-agent")) $("cap-agent").onchange = fillTargets;
     if ($("capture-form")) $("capture-form").onsubmit = capture;
     $("search-form").onsubmit = search;
