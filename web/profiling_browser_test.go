@@ -1,7 +1,9 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/pprof"
@@ -11,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"github.com/srekit/srekit/profiling"
+	"github.com/srekit/srekit/web"
 	"github.com/srekit/srekit/web/webtest"
 )
 
@@ -130,4 +134,110 @@ func TestProfilingBrowseAndCapture(t *testing.T) {
 	if dir := os.Getenv("SREKIT_SCREENSHOT_DIR"); dir != "" {
 		webtest.Screenshot(bctx, filepath.Join(dir, "profiling.png"))
 	}
+}
+
+// TestProfilingSubsecondHeatMap uploads a real perf script (1,315 samples
+// over 10 s), opens its sub-second heat map from the snapshot table, selects
+// [2 s, 5 s) by clicking a start and an end cell, and checks that the flame
+// graph shown is of just those samples; then merges two selections.
+func TestProfilingSubsecondHeatMap(t *testing.T) {
+	raw := web.PerfTestdataForTest(t, "example-perf-stacks.txt.gz")
+	offs := web.PerfSampleOffsetsForTest(t, raw)
+	_, base := webtest.StartServer(t, false)
+	req, _ := http.NewRequest("POST", base+"/api/v1/profiling/ingest?format=perf&name=demo", bytes.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+webtest.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("ingest: %s", resp.Status)
+	}
+	first := web.CountInForTest(offs, 2_000_000, 5_000_000)
+	second := web.CountInForTest(offs, 7_000_000, 8_020_000)
+	graphTitle := func(id string) string {
+		return `(() => { const o = document.getElementById("` + id + `"); const d = o && o.contentDocument;
+			return d ? ([...d.querySelectorAll("title")].map((t) => t.textContent).find((s) => s.startsWith("all (")) || "") : ""; })()`
+	}
+
+	ctx := webtest.Browser(t)
+	var which, sub, info, graph, merged, mergedGraph string
+	err = chromedp.Run(ctx,
+		chromedp.Navigate(base+"/profiling?from=now-1h"),
+		chromedp.Text("#snapshot-heatmap-kind", &which, chromedp.ByID),
+		chromedp.Click("a.subsecond-link", chromedp.ByQuery),
+		chromedp.WaitVisible("#subsecond-svg", chromedp.ByID),
+		chromedp.Text("#heatmap-kind", &sub, chromedp.ByID),
+		chromedp.Click(`#subsecond-svg rect[data-c="2"][data-r="0"]`, chromedp.ByQuery),
+		chromedp.Click(`#subsecond-svg rect[data-c="4"][data-r="49"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#range-graph", chromedp.ByID),
+		chromedp.Text("#range-info", &info, chromedp.ByID),
+		chromedp.Poll(graphTitle("range-graph"), &graph),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(which, "snapshot granularity") || !strings.Contains(sub, "sub-second") {
+		t.Fatalf("the page does not say which heat map it shows: %q / %q", which, sub)
+	}
+	if want := fmt.Sprintf("2 s to 5 s: %d samples, total %d samples", first, first); !strings.Contains(info, want) {
+		t.Fatalf("range info %q, want %q", info, want)
+	}
+	if want := fmt.Sprintf("all (%d samples, 100%%)", first); graph != want {
+		t.Fatalf("range flame graph says %q, want %q (the whole snapshot has %d)", graph, want, len(offs))
+	}
+	// Add it, select [7 s, 8.02 s) by dragging, add that too: the merge
+	// shows both.
+	err = chromedp.Run(ctx,
+		chromedp.Click("#range-add", chromedp.ByID),
+		chromedp.WaitVisible("#merge-graph", chromedp.ByID),
+		chromedp.ScrollIntoView(`#subsecond-svg rect[data-c="7"][data-r="0"]`, chromedp.ByQuery),
+		dragCells(`#subsecond-svg rect[data-c="7"][data-r="0"]`, `#subsecond-svg rect[data-c="8"][data-r="0"]`),
+		chromedp.Poll(`document.getElementById("range-info").textContent.startsWith("7 s to 8.02 s")`, nil),
+		chromedp.Click("#range-add", chromedp.ByID),
+		chromedp.Poll(`document.getElementById("merge-info").textContent.startsWith("2 selections")`, nil),
+		chromedp.Text("#merge-info", &merged, chromedp.ByID),
+		chromedp.Poll(`(() => { const t = `+graphTitle("merge-graph")+`; return t.includes("`+fmt.Sprint(first+second)+` ") ? t : ""; })()`, &mergedGraph),
+	)
+	if err != nil {
+		var state string
+		chromedp.Run(ctx, chromedp.Evaluate(`document.getElementById("range-info").textContent + " | " + document.getElementById("merge-info").textContent`, &state))
+		t.Fatalf("merge selections: %v (page says %q)", err, state)
+	}
+	if want := fmt.Sprintf("2 selections merged: %d samples, total %d samples", first+second, first+second); !strings.Contains(merged, want) {
+		t.Fatalf("merge info %q, want %q", merged, want)
+	}
+	if dir := os.Getenv("SREKIT_SCREENSHOT_DIR"); dir != "" {
+		webtest.Screenshot(ctx, filepath.Join(dir, "profiling-subsecond.png"))
+	}
+}
+
+// dragCells presses the mouse on one heat map cell and releases it on another.
+func dragCells(from, to string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var a, b []float64
+		box := func(sel string) string {
+			return `(() => { const r = document.querySelector('` + sel + `').getBoundingClientRect(); return [r.x + r.width/2, r.y + r.height/2]; })()`
+		}
+		if err := chromedp.Evaluate(box(from), &a).Do(ctx); err != nil {
+			return err
+		}
+		if err := chromedp.Evaluate(box(to), &b).Do(ctx); err != nil {
+			return err
+		}
+		for _, ev := range []struct {
+			typ  input.MouseType
+			x, y float64
+		}{{input.MousePressed, a[0], a[1]}, {input.MouseMoved, b[0], b[1]}, {input.MouseReleased, b[0], b[1]}} {
+			p := input.DispatchMouseEvent(ev.typ, ev.x, ev.y).WithButton(input.Left).WithClickCount(1)
+			if ev.typ == input.MouseMoved {
+				p = p.WithButtons(1)
+			}
+			if err := p.Do(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

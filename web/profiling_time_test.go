@@ -337,3 +337,10 @@ func TestProfilingShareNotConfigured(t *testing.T) {
 		t.Fatalf("share without a service: %d %s", code, body)
 	}
 }
+
+// Exported for the browser test (package web_test).
+var (
+	PerfTestdataForTest      = perfTestdata
+	PerfSampleOffsetsForTest = perfSampleOffsets
+	CountInForTest           = countIn
+)

@@ -175,7 +175,7 @@
       return;
     }
     const g = data.grid, rowUS = g.row_ms * 1000;
-    const cw = Math.max(6, Math.min(28, Math.floor(900 / Math.max(1, g.columns)))), ch = 8, left = 44, top = 16;
+    const cw = Math.max(6, Math.min(40, Math.floor(900 / Math.max(1, g.columns)))), ch = 8, left = 44, top = 16;
     const svg = document.createElementNS(SVGNS, "svg");
     svg.id = "subsecond-svg";
     const width = left + cw * g.columns + 10, height = top + ch * g.rows + 24;
@@ -280,7 +280,7 @@
       const view = "/api/v1/profiling/merge?ranges=" + encodeURIComponent(selections.map((r) => rangeParam(id, r)).join(","));
       try {
         const m = await srekit.api("GET", view + "&format=json");
-        info.textContent = selections.length + " selections merged: " + m.samples + " samples, total " + m.total + " " + m.unit;
+        info.textContent = (selections.length === 1 ? "1 selection" : selections.length + " selections") + " merged: " + m.samples + " samples, total " + m.total + " " + m.unit;
         setView("merge", view);
       } catch (err) {
         info.textContent = "error: " + err.message;
