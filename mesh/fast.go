@@ -220,12 +220,16 @@ func (fc *fastConn) serve() {
 	s := fc.s
 	for {
 		if fc.br.Buffered() == 0 {
+			// Idle between requests. Shutdown marks closing, then expires
+			// idle connections' deadlines: checking after setting ours
+			// means one of the two always sees the other.
 			fc.idle.Store(true)
+			fc.nc.SetReadDeadline(time.Now().Add(s.idle))
 			if s.closing.Load() {
+				fc.idle.Store(false)
 				fc.close()
 				return
 			}
-			fc.nc.SetReadDeadline(time.Now().Add(s.idle))
 			_, err := fc.br.Peek(1)
 			fc.idle.Store(false)
 			if err != nil || s.closing.Load() && fc.br.Buffered() == 0 {
