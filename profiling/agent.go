@@ -536,20 +536,27 @@ func (a *agent) capturePerf(ctx context.Context, c *Capture) ([]upload, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "perf.data")
-	freq := a.cfg.PerfFrequency
-	if f := c.Labels["frequency"]; f != "" {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 1 || n > 10000 {
-			return nil, fmt.Errorf("frequency %q: want 1 to 10000 Hz", f)
+	// The request's fields; an older server sent them as labels.
+	freq, pid := c.Frequency, c.PID
+	if f := c.Labels["frequency"]; f != "" && freq == 0 {
+		if freq, err = strconv.Atoi(f); err != nil {
+			return nil, fmt.Errorf("frequency %q: want 1 to %d Hz", f, MaxPerfFrequency)
 		}
-		freq = n
+	}
+	if p := c.Labels["pid"]; p != "" && pid == 0 {
+		if pid, err = strconv.Atoi(p); err != nil || pid <= 0 {
+			return nil, fmt.Errorf("pid %q: want a process id", p)
+		}
+	}
+	if freq == 0 {
+		freq = a.cfg.PerfFrequency
+	}
+	if freq < 1 || freq > MaxPerfFrequency || pid < 0 {
+		return nil, fmt.Errorf("perf capture: frequency %d (want 1 to %d Hz), pid %d", freq, MaxPerfFrequency, pid)
 	}
 	args := []string{"record", "-F", strconv.Itoa(freq), "-g", "-o", out}
-	if pid := c.Labels["pid"]; pid != "" {
-		if n, err := strconv.Atoi(pid); err != nil || n <= 0 {
-			return nil, fmt.Errorf("pid %q: want a process id", pid)
-		}
-		args = append(args, "-p", pid)
+	if pid > 0 {
+		args = append(args, "-p", strconv.Itoa(pid))
 	} else {
 		args = append(args, "-a")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,8 +86,12 @@ type Capture struct {
 	Seconds int    `json:"seconds"`
 	// Preroll asks the agent to also send its ring buffer of the minutes
 	// before the request (targets with pre-roll only).
-	Preroll bool   `json:"preroll"`
-	Status  string `json:"status"`
+	Preroll bool `json:"preroll"`
+	// PID and Frequency are for perf captures: the process to profile (0:
+	// the whole host) and samples per second per CPU (0: the agent's default).
+	PID       int    `json:"pid,omitempty"`
+	Frequency int    `json:"frequency,omitempty"`
+	Status    string `json:"status"`
 	Reason  string `json:"reason"` // ui, schedule 3, alert HighCPU ...
 	// Labels are added to the snapshot (alertname, alert_fingerprint, ...).
 	Labels            Labels    `json:"labels"`
@@ -276,6 +281,9 @@ func (s *Service) Request(ctx context.Context, c Capture) (*Capture, error) {
 	if !allowed {
 		return nil, fmt.Errorf("agent %s does not allow %s captures of %s (allowed: %s)", a.Name, c.Kind, t.Name, strings.Join(t.Kinds, ", "))
 	}
+	if err := c.perfFields(); err != nil {
+		return nil, err
+	}
 	if c.Preroll && t.PrerollSeconds == 0 {
 		c.Preroll = false // nothing to flush; the live capture still runs
 	}
@@ -287,14 +295,45 @@ func (s *Service) Request(ctx context.Context, c Capture) (*Capture, error) {
 	}
 	c.Status = StatusPending
 	c.Created = s.now()
-	id, err := s.DB.S.InsertID(ctx, `INSERT INTO profiling_captures (agent, target, kind, seconds, preroll, status, reason, labels, created_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.Agent, c.Target, c.Kind, c.Seconds, c.Preroll, c.Status, c.Reason, c.Labels.canonical(), ms(c.Created))
+	id, err := s.DB.S.InsertID(ctx, `INSERT INTO profiling_captures (agent, target, kind, seconds, preroll, status, reason, labels, created_ms, pid, frequency)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.Agent, c.Target, c.Kind, c.Seconds, c.Preroll, c.Status, c.Reason, c.Labels.canonical(), ms(c.Created), c.PID, c.Frequency)
 	if err != nil {
 		return nil, fmt.Errorf("queue capture: %w", err)
 	}
 	c.ID = id
 	s.notify()
 	return &c, nil
+}
+
+// MaxPerfFrequency bounds a perf capture's sampling frequency.
+const MaxPerfFrequency = 10000
+
+// perfFields checks PID and Frequency, taking them from the labels "pid" and
+// "frequency" where an older client put them there.
+func (c *Capture) perfFields() error {
+	for _, f := range []struct {
+		label string
+		v     *int
+	}{{"pid", &c.PID}, {"frequency", &c.Frequency}} {
+		if l := c.Labels[f.label]; l != "" && *f.v == 0 {
+			n, err := strconv.Atoi(l)
+			if err != nil {
+				return fmt.Errorf("%s %q: want a number", f.label, l)
+			}
+			*f.v = n
+			delete(c.Labels, f.label)
+		}
+	}
+	if c.Kind != "perf" && (c.PID != 0 || c.Frequency != 0) {
+		return fmt.Errorf("pid and frequency apply to perf captures only, not %s", c.Kind)
+	}
+	if c.PID < 0 {
+		return fmt.Errorf("pid %d: want a process id (0 for the whole host)", c.PID)
+	}
+	if c.Frequency < 0 || c.Frequency > MaxPerfFrequency {
+		return fmt.Errorf("frequency %d: want 1 to %d Hz (0 for the agent's default)", c.Frequency, MaxPerfFrequency)
+	}
+	return nil
 }
 
 func kindNames() []string {
@@ -307,14 +346,14 @@ func kindNames() []string {
 }
 
 const captureCols = `id, agent, target, kind, seconds, preroll, status, reason, labels, error,
-	COALESCE(snapshot_id, 0), COALESCE(preroll_snapshot_id, 0), created_ms, started_ms, done_ms`
+	COALESCE(snapshot_id, 0), COALESCE(preroll_snapshot_id, 0), created_ms, started_ms, done_ms, pid, frequency`
 
 func scanCapture(sc interface{ Scan(...any) error }) (*Capture, error) {
 	var c Capture
 	var labels string
 	var created, started, done int64
 	if err := sc.Scan(&c.ID, &c.Agent, &c.Target, &c.Kind, &c.Seconds, &c.Preroll, &c.Status, &c.Reason, &labels, &c.Error,
-		&c.SnapshotID, &c.PrerollSnapshotID, &created, &started, &done); err != nil {
+		&c.SnapshotID, &c.PrerollSnapshotID, &created, &started, &done, &c.PID, &c.Frequency); err != nil {
 		return nil, err
 	}
 	c.Labels, _ = parseLabelsJSON(labels)
@@ -467,6 +506,12 @@ func (s *Service) Complete(ctx context.Context, id int64, r CaptureResult) (*Cap
 	}
 	for k, v := range c.Labels {
 		labels[k] = v
+	}
+	if c.PID > 0 {
+		labels["pid"] = strconv.Itoa(c.PID)
+	}
+	if c.Frequency > 0 {
+		labels["frequency"] = strconv.Itoa(c.Frequency)
 	}
 	labels["capture"] = fmt.Sprint(c.ID)
 	if r.Preroll {

@@ -783,13 +783,16 @@ func (p *profilingWeb) requestCapture(w http.ResponseWriter, r *http.Request) {
 		Seconds int               `json:"seconds"`
 		Preroll bool              `json:"preroll"`
 		Labels  map[string]string `json:"labels"`
+		// perf only: the process (0 or absent: the whole host) and Hz.
+		PID       int `json:"pid"`
+		Frequency int `json:"frequency"`
 	}
 	if err := DecodeJSON(r, &body); err != nil {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	c, err := p.svc.Request(r.Context(), profiling.Capture{Agent: body.Agent, Target: body.Target, Kind: body.Kind,
-		Seconds: body.Seconds, Preroll: body.Preroll, Labels: body.Labels, Reason: "on demand"})
+		Seconds: body.Seconds, Preroll: body.Preroll, Labels: body.Labels, Reason: "on demand", PID: body.PID, Frequency: body.Frequency})
 	if err != nil {
 		Error(w, errStatus(err), err.Error())
 		return

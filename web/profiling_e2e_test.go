@@ -407,10 +407,28 @@ func testPerfCapture(t *testing.T, srv *pfServer) {
 	srv.waitAgent("host-perf")
 	var c profiling.Capture
 	srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "host-perf", "target": "perf", "kind": "perf", "seconds": 1,
-		"labels": map[string]string{"pid": fmt.Sprint(os.Getpid()), "frequency": "199"}}, &c)
+		"pid": os.Getpid(), "frequency": 199}, &c)
+	if c.PID != os.Getpid() || c.Frequency != 199 {
+		t.Fatalf("perf capture fields: pid %d frequency %d", c.PID, c.Frequency)
+	}
 	c = srv.waitCapture(c.ID, 60*time.Second)
-	if c.Status != profiling.StatusDone {
+	if c.Status != profiling.StatusDone || c.PID != os.Getpid() || c.Frequency != 199 {
 		t.Fatalf("perf capture: %+v", c)
+	}
+	// The agent sent the perf script, so the snapshot keeps each sample's time.
+	var hm struct {
+		Snapshot profiling.Snapshot `json:"snapshot"`
+		Grid     profiling.Grid     `json:"grid"`
+	}
+	if code := srv.api("GET", fmt.Sprintf("/api/v1/profiling/snapshots/%d/heatmap", c.SnapshotID), nil, &hm); code != 200 || hm.Grid.Samples == 0 {
+		t.Fatalf("perf capture heat map: %d, %d samples", code, hm.Grid.Samples)
+	}
+	if hm.Snapshot.Labels["pid"] != fmt.Sprint(os.Getpid()) {
+		t.Fatalf("perf snapshot labels %v", hm.Snapshot.Labels)
+	}
+	// A perf field on a pprof capture is refused.
+	if code := srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "host-perf", "target": "perf", "kind": "perf", "frequency": 99999}, nil); code != 400 {
+		t.Fatalf("perf capture at 99999 Hz: status %d, want 400", code)
 	}
 	var folded string
 	srv.api("GET", fmt.Sprintf("/api/v1/profiling/snapshots/%d?format=folded", c.SnapshotID), nil, &folded)

@@ -22,6 +22,13 @@
     };
     ts.onchange = fillKinds;
     fillKinds();
+    const perfFields = () => {
+      for (const l of document.querySelectorAll(".cap-perf")) l.hidden = $("cap-kind").value !== "perf";
+    };
+    $("cap-kind").onchange = perfFields;
+    const fk = ts.onchange;
+    ts.onchange = () => { fk(); perfFields(); };
+    perfFields();
   }
 
   async function capture(e) {
@@ -32,10 +39,15 @@
     btn.disabled = true;
     try {
       const seconds = parseInt($("cap-seconds").value, 10) || 10;
-      let c = await srekit.api("POST", "/api/v1/profiling/captures", {
+      const req = {
         agent: $("cap-agent").value, target: $("cap-target").value, kind: $("cap-kind").value,
         seconds, preroll: $("cap-preroll").checked,
-      });
+      };
+      if (req.kind === "perf") {
+        req.pid = parseInt($("cap-pid").value, 10) || 0;
+        req.frequency = parseInt($("cap-frequency").value, 10) || 0;
+      }
+      let c = await srekit.api("POST", "/api/v1/profiling/captures", req);
       status.textContent = "capture " + c.id + " queued";
       const t0 = Date.now();
       while (c.status === "pending" || c.status === "running") {
@@ -53,7 +65,8 @@
       bar.style.width = "100%";
       status.textContent = "capture " + c.id + ": done, snapshot " + c.snapshot_id;
       const url = "/api/v1/profiling/snapshots/" + c.snapshot_id + "?format=svg";
-      $("capture-result").innerHTML = '<p><a href="' + url + '">snapshot ' + c.snapshot_id + '</a></p>' +
+      const sub = c.kind === "perf" ? ' · <a id="capture-subsecond" href="/profiling?snapshot=' + c.snapshot_id + '">sub-second heat map</a>' : "";
+      $("capture-result").innerHTML = '<p><a href="' + url + '">snapshot ' + c.snapshot_id + '</a>' + sub + '</p>' +
         '<object id="capture-graph" class="pf-flame" type="image/svg+xml" data="' + url + '"></object>';
     } catch (err) {
       status.textContent = "error: " + err.message;
