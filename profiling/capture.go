@@ -92,7 +92,7 @@ type Capture struct {
 	PID       int    `json:"pid,omitempty"`
 	Frequency int    `json:"frequency,omitempty"`
 	Status    string `json:"status"`
-	Reason  string `json:"reason"` // ui, schedule 3, alert HighCPU ...
+	Reason    string `json:"reason"` // ui, schedule 3, alert HighCPU ...
 	// Labels are added to the snapshot (alertname, alert_fingerprint, ...).
 	Labels            Labels    `json:"labels"`
 	Error             string    `json:"error,omitempty"`
