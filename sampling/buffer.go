@@ -1,6 +1,7 @@
 package sampling
 
 import (
+	"bytes"
 	"container/heap"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,9 @@ import (
 // BufferConfig sizes the trace buffer. The zero value of a field means its
 // default (see WithDefaults).
 type BufferConfig struct {
-	// MaxMemory bounds the buffered spans, in bytes (estimated: see spanBytes).
+	// MaxMemory bounds the buffered traces plus the decision caches, in
+	// bytes: what their allocations really take (encoded spans, per-trace
+	// records, cache tables).
 	MaxMemory int64
 	// DecisionWait is how long after the root span a trace is decided, for
 	// its stragglers to arrive.
@@ -25,7 +28,8 @@ type BufferConfig struct {
 	MaxSpansPerTrace int
 	MaxBytesPerTrace int64
 	// KeptCache and DroppedCache are how many decided trace IDs are
-	// remembered for late spans.
+	// remembered for late spans (at least; up to twice as many). Their
+	// tables count against MaxMemory.
 	KeptCache, DroppedCache int
 	// StressProbability is the keep probability of stateless consistent
 	// sampling under stress relief.
@@ -56,11 +60,29 @@ func (c BufferConfig) WithDefaults() BufferConfig {
 	if lim := c.MaxMemory / nShards / 2; c.MaxBytesPerTrace > lim {
 		c.MaxBytesPerTrace = lim
 	}
-	if c.KeptCache <= 0 {
-		c.KeptCache = 100000
-	}
-	if c.DroppedCache <= 0 {
-		c.DroppedCache = 1000000
+	// The decision caches are part of MaxMemory. Unset, they get up to an
+	// eighth of it: 100 000 kept and 1 000 000 dropped trace IDs when that
+	// fits, proportionally fewer when it does not.
+	if c.KeptCache <= 0 || c.DroppedCache <= 0 {
+		kept, dropped := 100000, 1000000
+		if c.KeptCache > 0 {
+			kept = c.KeptCache
+		}
+		if c.DroppedCache > 0 {
+			dropped = c.DroppedCache
+		}
+		for cacheBytes(kept, dropped) > c.MaxMemory/8 && (kept > 1024 || dropped > 1024) {
+			if c.KeptCache <= 0 && kept > 1024 {
+				kept /= 2
+			}
+			if c.DroppedCache <= 0 && dropped > 1024 {
+				dropped /= 2
+			}
+			if c.KeptCache > 0 && c.DroppedCache > 0 {
+				break
+			}
+		}
+		c.KeptCache, c.DroppedCache = kept, dropped
 	}
 	if c.StressProbability <= 0 {
 		c.StressProbability = 0.01
@@ -145,11 +167,15 @@ type shard struct {
 	traces     map[uint64]*Trace
 	head, tail *Trace // arrival order, oldest first
 	deadlines  deadlineHeap
-	bytes      int64
+	bytes      int64 // buffered traces and interned headers
 	budget     int64
-	kept       *fpSet
-	dropped    *fpSet
-	delays     logHist // decision delay: first arrival to decision
+	// headerBytes is the part of bytes taken by interned headers.
+	headerBytes int64
+	kept        *fpSet
+	dropped     *fpSet
+	// headers interns the resources and scopes of buffered spans.
+	headers map[string]*header
+	delays  logHist // decision delay: first arrival to decision
 }
 
 // NewBuffer returns a buffer that calls decide for each trace and emit with
@@ -158,10 +184,12 @@ func NewBuffer(cfg BufferConfig, decide Decider, emit Emitter) *Buffer {
 	cfg = cfg.WithDefaults()
 	b := &Buffer{cfg: cfg, decide: decide, emit: emit, now: time.Now,
 		stressTh: ProbabilityThreshold(cfg.StressProbability)}
+	budget := (cfg.MaxMemory - cacheBytes(cfg.KeptCache, cfg.DroppedCache)) / nShards
 	for i := range b.shards {
 		b.shards[i] = &shard{
 			traces:  map[uint64]*Trace{},
-			budget:  cfg.MaxMemory / nShards,
+			headers: map[string]*header{},
+			budget:  budget,
 			kept:    newFPSet(cfg.KeptCache/nShards, true),
 			dropped: newFPSet(cfg.DroppedCache/nShards, false),
 		}
@@ -191,6 +219,11 @@ func (b *Buffer) DecisionDelay(q float64) time.Duration {
 	return quantile(q, hs...)
 }
 
+// cacheBytes is what the decision caches of a buffer take.
+func cacheBytes(kept, dropped int) int64 {
+	return nShards * (fpSetBytes(kept/nShards, true) + fpSetBytes(dropped/nShards, false))
+}
+
 // CacheBytes is the fixed memory of the decision caches.
 func (b *Buffer) CacheBytes() int64 {
 	var n int64
@@ -208,13 +241,11 @@ type pending struct {
 }
 
 // keep appends fragments with the decision's threshold written on their spans.
-func (p *pending) keep(frags [][]byte, th Threshold, rv uint64, writeRV bool) {
+func (p *pending) keep(segs []seg, th Threshold, rv uint64, writeRV bool) {
 	st := stamper{th: th, rv: rv, writeRV: writeRV}
-	for _, f := range frags {
-		var n int
-		p.body, n = st.appendFragment(p.body, f)
-		p.spans += n
-	}
+	var n int
+	p.body, n = encodeSegs(p.body, segs, &st)
+	p.spans += n
 }
 
 // Add buffers the spans of td. It encodes td and goes through AddRequest;
@@ -283,7 +314,7 @@ func (b *Buffer) flushOut(out *pending) {
 
 func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pending) {
 	fp := f.fp
-	size := int64(cap(f.data))
+	size := f.size
 	nspans := int64(f.sum.spans)
 	t := sh.traces[fp]
 	if t == nil {
@@ -293,7 +324,7 @@ func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pendi
 			b.stat.BytesKept.Add(size)
 			th := Threshold(v &^ (1 << 63))
 			rv, derived := Randomness(f.id, f.firstFlags, ParseTraceState(f.firstState))
-			out.keep([][]byte{f.data}, th, rv, derived)
+			out.keep(f.segs, th, rv, derived)
 			return
 		}
 		if _, ok := sh.dropped.Get(fp); ok {
@@ -317,9 +348,9 @@ func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pendi
 		sh.schedule(t, now.Add(b.cfg.TraceTimeout))
 	}
 	hadRoot := t.HasRoot
-	added := t.merge(f)
-	sh.bytes += added
-	b.stat.BufferedBytes.Add(added)
+	before := sh.bytes
+	sh.bytes += t.merge(f, sh) // merge counts new interned headers itself
+	b.stat.BufferedBytes.Add(sh.bytes - before)
 	if !hadRoot && t.HasRoot {
 		t.RootArrival = now
 		if at := now.Add(b.cfg.DecisionWait); at.UnixNano() < t.deadline {
@@ -357,7 +388,7 @@ func (b *Buffer) stateless(sh *shard, f *fragment, ot OTTraceState, rv uint64, d
 		b.stat.StressKept.Add(n)
 		b.stat.SpansKept.Add(n)
 		b.stat.BytesKept.Add(size)
-		out.keep([][]byte{f.data}, th, rv, derived)
+		out.keep(f.segs, th, rv, derived)
 		return
 	}
 	sh.dropped.Put(f.fp, 0)
@@ -377,8 +408,8 @@ func (b *Buffer) decideLocked(sh *shard, t *Trace, trig Trigger, now time.Time, 
 	delete(sh.traces, t.fp)
 	sh.unlink(t)
 	t.heapGen++ // invalidates its heap entries
+	before := sh.bytes
 	sh.bytes -= t.Bytes
-	b.stat.BufferedBytes.Add(-t.Bytes)
 	b.stat.BufferedTrace.Add(-1)
 	b.stat.Decided[trig].Add(1)
 	sh.delays.Add(now.Sub(t.FirstArrival))
@@ -389,14 +420,15 @@ func (b *Buffer) decideLocked(sh *shard, t *Trace, trig Trigger, now time.Time, 
 		b.stat.TracesKept.Add(1)
 		b.stat.SpansKept.Add(int64(t.SpanCount))
 		b.stat.BytesKept.Add(t.Bytes)
-		out.keep(t.frags, d.Threshold, t.Randomness, t.RandomDerived)
+		out.keep(t.segs, d.Threshold, t.Randomness, t.RandomDerived)
 	} else {
 		sh.dropped.Put(t.fp, 0)
 		b.stat.TracesDropped.Add(1)
 		b.stat.SpansDropped.Add(int64(t.SpanCount))
 		b.stat.BytesDropped.Add(t.Bytes)
 	}
-	t.frags, t.decoded, t.hasDecoded = nil, ptrace.Traces{}, false
+	t.release(sh)
+	b.stat.BufferedBytes.Add(sh.bytes - before)
 }
 
 // Tick decides the traces whose wait or timeout has passed, and ends stress
@@ -453,6 +485,29 @@ func (b *Buffer) Run(interval time.Duration, stop <-chan struct{}) {
 		case <-tk.C:
 			b.Tick()
 		}
+	}
+}
+
+// intern returns the shard's copy of h, making one (counted in the shard's
+// bytes) if there is none.
+func (sh *shard) intern(h *header) *header {
+	if c := sh.headers[string(h.key)]; c != nil {
+		return c
+	}
+	c := parseHeader(bytes.Clone(h.key))
+	sh.headers[string(c.key)] = c
+	sh.bytes += headerBytes(c)
+	sh.headerBytes += headerBytes(c)
+	return c
+}
+
+// unref drops a reference to an interned header, freeing it at zero.
+func (sh *shard) unref(h *header) {
+	h.refs--
+	if h.refs <= 0 {
+		delete(sh.headers, string(h.key))
+		sh.bytes -= headerBytes(h)
+		sh.headerBytes -= headerBytes(h)
 	}
 }
 

@@ -202,3 +202,36 @@ func TestBufferHonoursUpstreamThresholdAndDerivesRandomness(t *testing.T) {
 		t.Fatalf("derived rv not written: %q", k.spans[id2][0])
 	}
 }
+
+// TestBufferAccountsRealBytes: buffered bytes count the encoded spans,
+// per-trace records and interned headers, and fall back to zero (headers
+// freed) once every trace is decided.
+func TestBufferAccountsRealBytes(t *testing.T) {
+	b, k, _ := newTestBuffer(BufferConfig{}, keepErrors)
+	for i := uint64(1); i <= 50; i++ {
+		b.Add(traces(spanSpec{service: "api", name: "GET", trace: tid(i, i), id: 1, err: i%2 == 0},
+			spanSpec{service: "db", name: "q", trace: tid(i, i), id: 2, parent: 1}))
+	}
+	if got := b.Stats().BufferedBytes.Load(); got < 50*traceOverhead {
+		t.Fatalf("buffered %d bytes for 50 traces: less than their records", got)
+	}
+	headers := 0
+	for _, sh := range b.shards {
+		headers += len(sh.headers)
+	}
+	if headers == 0 || headers > 2*nShards {
+		t.Fatalf("%d interned headers for 2 services", headers)
+	}
+	b.Flush()
+	if got := b.Stats().BufferedBytes.Load(); got != 0 {
+		t.Fatalf("%d bytes still counted after flush", got)
+	}
+	for _, sh := range b.shards {
+		if len(sh.headers) != 0 || sh.bytes != 0 {
+			t.Fatalf("shard keeps %d headers, %d bytes", len(sh.headers), sh.bytes)
+		}
+	}
+	if len(k.spans) != 25 {
+		t.Fatalf("kept %d traces, want the 25 with errors", len(k.spans))
+	}
+}

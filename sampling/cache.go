@@ -22,13 +22,29 @@ type fpTable struct {
 	n    int
 }
 
-// newFPSet remembers at least n/2 and at most n recent entries. n is
-// rounded up to a power of two, at least 16.
-func newFPSet(n int, withVals bool) *fpSet {
+// fpSetSize is the table size for n entries: n rounded up to a power of
+// two, at least 16.
+func fpSetSize(n int) int {
 	size := 16
 	for size < n {
 		size *= 2
 	}
+	return size
+}
+
+// fpSetBytes is the memory of newFPSet(n, withVals).
+func fpSetBytes(n int, withVals bool) int64 {
+	per := int64(8)
+	if withVals {
+		per = 16
+	}
+	return 2 * per * int64(fpSetSize(n))
+}
+
+// newFPSet remembers at least n/2 and at most n recent entries (n rounded
+// up to a power of two, at least 16).
+func newFPSet(n int, withVals bool) *fpSet {
+	size := fpSetSize(n)
 	// Each generation holds size/2 entries at 50% load: 'size' slots.
 	mk := func() fpTable {
 		t := fpTable{keys: make([]uint64, size)}

@@ -289,6 +289,10 @@ func (c *Config) Validate() error {
 	if c.Buffer.MaxSpansPerTrace < 0 || c.Buffer.MaxBytesPerTrace < 0 || c.Buffer.KeptCache < 0 || c.Buffer.DroppedCache < 0 {
 		return bad("buffer", "limits and cache sizes must not be negative")
 	}
+	if b := c.BufferConfig().WithDefaults(); cacheBytes(b.KeptCache, b.DroppedCache) > b.MaxMemory/2 {
+		return bad("buffer", "kept_cache %d and dropped_cache %d take %d bytes, more than half of max_memory (%d bytes)",
+			b.KeptCache, b.DroppedCache, cacheBytes(b.KeptCache, b.DroppedCache), b.MaxMemory)
+	}
 	if p := c.StressRelief.Percent; p <= 0 || p > 100 {
 		return bad("stress_relief.percent", "must be in (0, 100], got %g", p)
 	}

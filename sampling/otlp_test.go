@@ -229,7 +229,7 @@ func FuzzDecodeOTLP(f *testing.F) {
 		n := invalid
 		for _, fr := range frags {
 			n += fr.sum.spans
-			ft, err := un.UnmarshalTraces(fr.data)
+			ft, err := un.UnmarshalTraces(fr.encoded(nil))
 			if err != nil || ft.SpanCount() != fr.sum.spans {
 				t.Fatalf("fragment: %v, %d spans want %d", err, ft.SpanCount(), fr.sum.spans)
 			}

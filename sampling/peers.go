@@ -117,7 +117,7 @@ func (p *Peers) Route(frags []*fragment) []*fragment {
 			d = &dest{}
 			out[owner] = d
 		}
-		d.body = append(d.body, f.data...)
+		d.body = f.encoded(d.body)
 		d.spans += f.sum.spans
 	}
 	var sends []func()

@@ -20,7 +20,7 @@ func summarized(rv uint64, specs ...spanSpec) *Trace {
 	t := &Trace{Randomness: rv}
 	for _, f := range frags {
 		t.ID = f.id
-		t.merge(f)
+		t.merge(f, nil)
 	}
 	t.summarize()
 	return t

@@ -16,8 +16,8 @@ import (
 type Trace struct {
 	ID pcommon.TraceID
 	fp uint64
-	// frags are the encoded fragments (ResourceSpans fields) received.
-	frags [][]byte
+	// segs are the encoded spans received, in runs under interned headers.
+	segs []seg
 	// Bytes is the memory the buffered trace takes: its fragments'
 	// allocations plus the fixed cost of the Trace and its index entries.
 	Bytes int64
@@ -63,18 +63,34 @@ type Trace struct {
 // Trace itself, its map slot and up to two deadline heap entries.
 const traceOverhead = int64(unsafe.Sizeof(Trace{})) + 16 + 2*int64(unsafe.Sizeof(deadlineEntry{}))
 
-// sliceHeader is the cost of one entry of frags.
-const sliceHeader = int64(unsafe.Sizeof([]byte(nil)))
+// segCost is the cost of one entry of segs.
+const segCost = int64(unsafe.Sizeof(seg{}))
 
-// merge adds a fragment's spans and summary; it returns the bytes added.
-func (t *Trace) merge(f *fragment) int64 {
-	added := int64(cap(f.data))
-	if len(t.frags) == cap(t.frags) {
-		old := cap(t.frags)
-		t.frags = append(t.frags, f.data)
-		added += int64(cap(t.frags)-old) * sliceHeader
-	} else {
-		t.frags = append(t.frags, f.data)
+// merge adds a fragment's spans and summary, interning its headers in the
+// shard; it returns the bytes added to the trace (new headers are counted
+// by the shard).
+func (t *Trace) merge(f *fragment, sh *shard) int64 {
+	var added int64
+	for _, fs := range f.segs {
+		h := fs.hdr
+		if sh != nil {
+			h = sh.intern(h)
+		}
+		if last := len(t.segs) - 1; last >= 0 && t.segs[last].hdr == h {
+			// The same service again: one run.
+			sg := &t.segs[last]
+			old := cap(sg.spans)
+			sg.spans = append(sg.spans, fs.spans...)
+			sg.n += fs.n
+			added += int64(cap(sg.spans) - old)
+			continue
+		}
+		if sh != nil {
+			h.refs++
+		}
+		old := cap(t.segs)
+		t.segs = append(t.segs, seg{hdr: h, spans: fs.spans, n: fs.n})
+		added += int64(cap(fs.spans)) + int64(cap(t.segs)-old)*segCost
 	}
 	s := &f.sum
 	if t.SpanCount == 0 {
@@ -100,6 +116,14 @@ func (t *Trace) merge(f *fragment) int64 {
 	}
 	t.Bytes += added
 	return added
+}
+
+// release drops the trace's spans and its references to interned headers.
+func (t *Trace) release(sh *shard) {
+	for _, sg := range t.segs {
+		sh.unref(sg.hdr)
+	}
+	t.segs, t.decoded, t.hasDecoded = nil, ptrace.Traces{}, false
 }
 
 // summarize completes the summary before a decision.
@@ -129,14 +153,7 @@ func (t *Trace) decode() ptrace.Traces {
 	if t.hasDecoded {
 		return t.decoded
 	}
-	n := 0
-	for _, f := range t.frags {
-		n += len(f)
-	}
-	body := make([]byte, 0, n)
-	for _, f := range t.frags {
-		body = append(body, f...)
-	}
+	body, _ := encodeSegs(nil, t.segs, nil)
 	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
 	if err != nil {
 		// Cannot happen: fragments are validated pieces of a request.

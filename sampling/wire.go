@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -285,6 +286,61 @@ type fragSummary struct {
 	hasInTh          bool
 }
 
+// header is the resource and scope a run of spans sits under, encoded.
+// Its key (all four parts, length-prefixed) is both its identity and the
+// storage the parts slice into. Each buffer shard interns headers, so the
+// buffered spans of a service share one copy of its resource and scope.
+type header struct {
+	key                                 []byte
+	resource, rsSchema, scope, ssSchema []byte
+	hasRes, hasScope                    bool
+	refs                                int // segments referring to it (interned headers)
+}
+
+// newHeader builds a header (its key owns copies of the parts).
+func newHeader(rs *rsPart, ss *ssPart) *header {
+	var flags byte
+	if rs.hasRes {
+		flags |= 1
+	}
+	if ss.hasScope {
+		flags |= 2
+	}
+	parts := [4][]byte{rs.resource, rs.schema, ss.scope, ss.schema}
+	n := 1
+	for _, p := range parts {
+		n += protowire.SizeBytes(len(p))
+	}
+	key := make([]byte, 1, n)
+	key[0] = flags
+	for _, p := range parts {
+		key = protowire.AppendBytes(key, p)
+	}
+	return parseHeader(key)
+}
+
+// parseHeader slices a header's parts out of its key.
+func parseHeader(key []byte) *header {
+	h := &header{key: key, hasRes: key[0]&1 != 0, hasScope: key[0]&2 != 0}
+	rest := key[1:]
+	for _, dst := range []*[]byte{&h.resource, &h.rsSchema, &h.scope, &h.ssSchema} {
+		v, n := readBytes(rest)
+		*dst, rest = v, rest[n:]
+	}
+	return h
+}
+
+// headerBytes is what an interned header takes.
+func headerBytes(h *header) int64 { return int64(cap(h.key)) + int64(unsafe.Sizeof(header{})) + 32 }
+
+// seg is a run of one trace's spans under one header: the encoded span
+// fields (tag, length, span) one after another.
+type seg struct {
+	hdr   *header
+	spans []byte
+	n     int
+}
+
 // fragment is the spans of one trace from one request, encoded.
 type fragment struct {
 	id  pcommon.TraceID
@@ -296,10 +352,17 @@ type fragment struct {
 	firstService string
 	firstState   string
 	firstFlags   uint32
-	// data is one or more ResourceSpans fields; cap(data) is its real size.
-	data []byte
+	segs         []seg
+	// size is the bytes its span runs take (their allocations).
+	size int64
 
 	groups []spanGroup // while building
+}
+
+// encoded is the fragment as an export body (for forwarding to a peer).
+func (f *fragment) encoded(dst []byte) []byte {
+	dst, _ = encodeSegs(dst, f.segs, nil)
+	return dst
 }
 
 // spanGroup is a run of the fragment's spans under one resource and scope.
@@ -317,6 +380,7 @@ type rsPart struct {
 type ssPart struct {
 	scope, schema []byte
 	hasScope      bool
+	hdr           *header
 }
 
 // splitRequest validates an ExportTraceServiceRequest and splits its spans
@@ -390,7 +454,24 @@ func splitRequest(body []byte) (frags []*fragment, invalid int, err error) {
 		}
 	}
 	for _, f := range frags {
-		f.data = encodeGroups(f.groups, rsParts, ssParts)
+		f.segs = make([]seg, len(f.groups))
+		for i := range f.groups {
+			g := &f.groups[i]
+			p := &ssParts[g.rs][g.ss]
+			if p.hdr == nil {
+				p.hdr = newHeader(&rsParts[g.rs], p)
+			}
+			n := 0
+			for _, sp := range g.spans {
+				n += lenField(len(sp))
+			}
+			b := slices.Grow([]byte(nil), n)
+			for _, sp := range g.spans {
+				b = appendLen(b, 2, sp)
+			}
+			f.segs[i] = seg{hdr: p.hdr, spans: b, n: len(g.spans)}
+			f.size += int64(cap(b))
+		}
 		f.groups = nil
 	}
 	return frags, invalid, nil
@@ -411,81 +492,6 @@ func forFields(b []byte, fn func(num int32, v []byte)) {
 }
 
 func lenField(n int) int { return 1 + protowire.SizeVarint(uint64(n)) + n }
-
-// encodeGroups writes the ResourceSpans fields for runs of spans, in one
-// allocation sized to the size class the allocator gives it.
-func encodeGroups(groups []spanGroup, rsParts []rsPart, ssParts [][]ssPart) []byte {
-	ssSize := func(g *spanGroup) int {
-		p := &ssParts[g.rs][g.ss]
-		n := 0
-		if p.hasScope {
-			n += lenField(len(p.scope))
-		}
-		for _, s := range g.spans {
-			n += lenField(len(s))
-		}
-		if len(p.schema) > 0 {
-			n += lenField(len(p.schema))
-		}
-		return n
-	}
-	// Consecutive groups of one resource share a ResourceSpans.
-	rsSize := func(i, j int) int {
-		p := &rsParts[groups[i].rs]
-		n := 0
-		if p.hasRes {
-			n += lenField(len(p.resource))
-		}
-		for k := i; k < j; k++ {
-			n += lenField(ssSize(&groups[k]))
-		}
-		if len(p.schema) > 0 {
-			n += lenField(len(p.schema))
-		}
-		return n
-	}
-	runEnd := func(i int) int {
-		j := i + 1
-		for j < len(groups) && groups[j].rs == groups[i].rs {
-			j++
-		}
-		return j
-	}
-	total := 0
-	for i := 0; i < len(groups); i = runEnd(i) {
-		total += lenField(rsSize(i, runEnd(i)))
-	}
-	out := slices.Grow([]byte(nil), total)
-	for i := 0; i < len(groups); {
-		j := runEnd(i)
-		p := &rsParts[groups[i].rs]
-		out = protowire.AppendTag(out, 1, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(rsSize(i, j)))
-		if p.hasRes {
-			out = appendLen(out, 1, p.resource)
-		}
-		for k := i; k < j; k++ {
-			g := &groups[k]
-			sp := &ssParts[g.rs][g.ss]
-			out = protowire.AppendTag(out, 2, protowire.BytesType)
-			out = protowire.AppendVarint(out, uint64(ssSize(g)))
-			if sp.hasScope {
-				out = appendLen(out, 1, sp.scope)
-			}
-			for _, s := range g.spans {
-				out = appendLen(out, 2, s)
-			}
-			if len(sp.schema) > 0 {
-				out = appendLen(out, 3, sp.schema)
-			}
-		}
-		if len(p.schema) > 0 {
-			out = appendLen(out, 3, p.schema)
-		}
-		i = j
-	}
-	return out
-}
 
 func appendLen(b []byte, num protowire.Number, v []byte) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
@@ -707,59 +713,68 @@ func (st *stamper) state(in []byte) string {
 	return st.lastOut
 }
 
-// appendFragment appends frag (ResourceSpans fields) to dst with every
-// span's tracestate replaced, and returns dst and the number of spans.
-// Lengths are computed before writing: the new span sizes first (one pass
-// over the spans), then the scope and resource sizes from them.
-func (st *stamper) appendFragment(dst, frag []byte) ([]byte, int) {
-	st.sizes = st.sizes[:0]
-	forSpans(frag, func(sp []byte) { st.sizes = append(st.sizes, st.spanSize(sp)) })
-	i := 0
-	forFields(frag, func(num int32, rs []byte) {
-		if num != 1 {
-			return
+// encodeSegs appends runs of spans to dst as ResourceSpans fields (an
+// export body), each under its header; with a stamper, every span's
+// tracestate is replaced. It returns dst and the number of spans.
+func encodeSegs(dst []byte, segs []seg, st *stamper) ([]byte, int) {
+	spans := 0
+	for i := range segs {
+		sg := &segs[i]
+		h := sg.hdr
+		spansSize := len(sg.spans)
+		if st != nil {
+			st.sizes = st.sizes[:0]
+			spansSize = 0
+			forFields(sg.spans, func(_ int32, sp []byte) {
+				n := st.spanSize(sp)
+				st.sizes = append(st.sizes, n)
+				spansSize += lenField(n)
+			})
+		}
+		ssSize := spansSize
+		if h.hasScope {
+			ssSize += lenField(len(h.scope))
+		}
+		if len(h.ssSchema) > 0 {
+			ssSize += lenField(len(h.ssSchema))
+		}
+		rsSize := lenField(ssSize)
+		if h.hasRes {
+			rsSize += lenField(len(h.resource))
+		}
+		if len(h.rsSchema) > 0 {
+			rsSize += lenField(len(h.rsSchema))
 		}
 		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(st.rsSize(rs, i)))
-		forAllFields(rs, func(f *field) {
-			if f.num != 2 || f.typ != protowire.BytesType {
-				dst = append(dst, f.raw...)
-				return
-			}
-			dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-			dst = protowire.AppendVarint(dst, uint64(st.ssSize(f.v, i)))
-			forAllFields(f.v, func(f *field) {
-				if f.num != 2 || f.typ != protowire.BytesType {
-					dst = append(dst, f.raw...)
-					return
-				}
-				dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-				dst = protowire.AppendVarint(dst, uint64(st.sizes[i]))
-				dst = st.appendSpan(dst, f.v)
-				i++
-			})
-		})
-	})
-	return dst, i
-}
-
-// forSpans calls fn with every span of ResourceSpans fields, in order.
-func forSpans(frag []byte, fn func(sp []byte)) {
-	forFields(frag, func(num int32, rs []byte) {
-		if num != 1 {
-			return
+		dst = protowire.AppendVarint(dst, uint64(rsSize))
+		if h.hasRes {
+			dst = appendLen(dst, 1, h.resource)
 		}
-		forFields(rs, func(num int32, ss []byte) {
-			if num != 2 {
-				return
-			}
-			forFields(ss, func(num int32, sp []byte) {
-				if num == 2 {
-					fn(sp)
-				}
+		dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(ssSize))
+		if h.hasScope {
+			dst = appendLen(dst, 1, h.scope)
+		}
+		if st == nil {
+			dst = append(dst, sg.spans...)
+		} else {
+			j := 0
+			forFields(sg.spans, func(_ int32, sp []byte) {
+				dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+				dst = protowire.AppendVarint(dst, uint64(st.sizes[j]))
+				dst = st.appendSpan(dst, sp)
+				j++
 			})
-		})
-	})
+		}
+		if len(h.ssSchema) > 0 {
+			dst = appendLen(dst, 3, h.ssSchema)
+		}
+		if len(h.rsSchema) > 0 {
+			dst = appendLen(dst, 3, h.rsSchema)
+		}
+		spans += sg.n
+	}
+	return dst, spans
 }
 
 // forAllFields calls fn with each field of a validated message.
@@ -806,39 +821,6 @@ func (st *stamper) appendSpan(dst, sp []byte) []byte {
 		dst = protowire.AppendString(dst, out)
 	}
 	return dst
-}
-
-// ssSize is the new size of a ScopeSpans whose first span is sizes[i].
-func (st *stamper) ssSize(ss []byte, i int) int {
-	size := 0
-	forAllFields(ss, func(f *field) {
-		if f.num == 2 && f.typ == protowire.BytesType {
-			size += lenField(st.sizes[i])
-			i++
-			return
-		}
-		size += len(f.raw)
-	})
-	return size
-}
-
-// rsSize is the new size of a ResourceSpans whose first span is sizes[i].
-func (st *stamper) rsSize(rs []byte, i int) int {
-	size := 0
-	forAllFields(rs, func(f *field) {
-		if f.num == 2 && f.typ == protowire.BytesType {
-			n := st.ssSize(f.v, i)
-			size += lenField(n)
-			forFields(f.v, func(num int32, _ []byte) {
-				if num == 2 {
-					i++
-				}
-			})
-			return
-		}
-		size += len(f.raw)
-	})
-	return size
 }
 
 // spanCountOf counts the spans of a validated request body.

@@ -94,16 +94,25 @@ for the scorecard against head sampling.`,
 	root.AddCommand(cmd)
 }
 
+// samplerHeadroom is the memory beyond max_memory the sampler process
+// allows itself: Go runtime, receive buffers of requests being split,
+// export queue.
+const samplerHeadroom = 48 << 20
+
 func runSampler(ctx context.Context, cfg *sampling.Config, path string, log *slog.Logger, record bool, statsEvery time.Duration) error {
 	s, err := sampling.New(cfg, nil, log)
 	if err != nil {
 		return err
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft limit for the Go heap from max_memory: buffered spans plus
-		// decode buffers and caches, so the collector works before the
-		// process outgrows what the operator sized.
-		debug.SetMemoryLimit(2*cfg.BufferConfig().WithDefaults().MaxMemory + 128<<20)
+		// A soft limit for the Go heap from max_memory (which counts the
+		// buffered traces and decision caches in real bytes) plus room for
+		// the runtime, request buffers and the export queue, so that the
+		// process's memory tracks the budget the operator set instead of
+		// growing to twice the live heap between collections. Buffered
+		// spans are pointer-free byte slices, so frequent collections are
+		// cheap.
+		debug.SetMemoryLimit(cfg.BufferConfig().WithDefaults().MaxMemory + samplerHeadroom)
 	}
 	if len(cfg.Peers.Members) > 1 {
 		s.EnablePeers(sampling.NewPeers(cfg.Peers.Self, cfg.Peers.Members, 2*cfg.BufferConfig().WithDefaults().TraceTimeout+time.Minute, log))
@@ -404,5 +413,6 @@ and peak memory are measured too. bench/sampling uses this to compare.`,
 	f.StringVar(&ext.Sink, "sink", "", "with --target: the address to receive the sampler's exports on")
 	f.IntVar(&ext.PID, "pid", 0, "with --target: the sampler's process ID, to measure its CPU and peak memory")
 	f.DurationVar(&ext.Settle, "settle", 5*time.Second, "with --target: wait this long after sending for decisions")
+	f.StringVar(&ext.Outcomes, "outcomes", "", "with --target: write each trace's outcome (key, duration, slow, error, kept spans) to this TSV file")
 	return cmd
 }

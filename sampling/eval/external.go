@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -31,6 +32,10 @@ type ExternalOptions struct {
 	// Settle is how long to wait after sending for the sampler to decide
 	// (its decision wait or timeout, plus margin).
 	Settle time.Duration
+	// Outcomes, when set, is a file to write one line per workload trace
+	// to (trace ID, key, duration, error, slow, kept spans), so two
+	// samplers' choices can be compared trace by trace.
+	Outcomes string
 }
 
 // ExternalResult is the scorecard of an external sampler plus its
@@ -115,6 +120,11 @@ func RunExternal(ctx context.Context, o ExternalOptions) (*ExternalResult, error
 	frac := float64(keptTraces) / float64(len(w.Traces))
 	res.Scorecard = score(w, recv, map[pcommon.TraceID]sampling.Threshold{}, frac, o.Target)
 	res.SpansSent, res.BytesSent = n, b
+	if o.Outcomes != "" {
+		if err := writeOutcomes(o.Outcomes, w, recv); err != nil {
+			return nil, err
+		}
+	}
 	res.SpanFraction = float64(recv.spans) / float64(n)
 	res.ByteFraction = float64(recv.bytes) / float64(b)
 	return res, nil
@@ -156,4 +166,29 @@ func procPeakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// writeOutcomes writes the per-trace outcome file (tab-separated).
+func writeOutcomes(path string, w *Workload, r *receiver) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(f)
+	fmt.Fprintln(bw, "trace_id\tkey\tduration_ms\tp99_ms\terror\tslow\tspans\tkept_spans\tthreshold")
+	r.mu.Lock()
+	for _, t := range w.Traces {
+		kept, th := 0, ""
+		if rec := r.traces[t.ID]; rec != nil {
+			kept, th = rec.spans, rec.threshold.String()
+		}
+		fmt.Fprintf(bw, "%s\t%s\t%.3f\t%.3f\t%v\t%v\t%d\t%d\t%s\n", t.ID, t.Key, float64(t.Duration)/1e6, float64(w.P99[t.Key])/1e6,
+			t.Error, t.Slow, t.Spans, kept, th)
+	}
+	r.mu.Unlock()
+	if err := bw.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
