@@ -22,6 +22,7 @@ type resHead struct {
 	length     int64 // Content-Length; -1 when absent
 	chunked    bool
 	hasDate    bool
+	http10     bool
 	size       int // bytes of the head, to discard once relayed
 }
 
@@ -43,6 +44,7 @@ func parseResponseHead(head []byte, r *resHead) error {
 	case "HTTP/1.1":
 	case "HTTP/1.0":
 		r.close = true // unless it says keep-alive; kept simple: not reused
+		r.http10 = true
 	default:
 		return errBadResponse
 	}
@@ -78,6 +80,11 @@ func parseResponseHead(head []byte, r *resHead) error {
 				return errBadResponse
 			}
 		}
+		for _, c := range value {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return errBadResponse
+			}
+		}
 		switch {
 		case equalFold(name, "Content-Length"):
 			n, err := strconv.ParseInt(string(value), 10, 64)
@@ -86,6 +93,9 @@ func parseResponseHead(head []byte, r *resHead) error {
 			}
 			r.length = n
 		case equalFold(name, "Transfer-Encoding"):
+			if r.http10 {
+				break // ignored in HTTP/1.0 messages, as Go's client does
+			}
 			if sawTE || !equalFold(value, "chunked") {
 				return errBadResponse // Go's client supports only chunked too
 			}
