@@ -129,6 +129,9 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("POST /api/v1/alerts/alertmanager", p.alertmanager, Write())
 
 	s.HandleFunc("POST /api/v1/profiling/share", p.share, Write())
+	s.HandleFunc("GET /api/v1/profiling/pull-targets", p.listPullTargets)
+	s.HandleFunc("POST /api/v1/profiling/pull-targets", p.savePullTarget, Write())
+	s.HandleFunc("DELETE /api/v1/profiling/pull-targets/{name}", p.deletePullTarget, Write())
 	profilingParts.Store(s, p)
 	return nil
 }
@@ -142,16 +145,14 @@ func runProfiling(ctx context.Context, s *Server) {
 	}
 	p := v.(*profilingWeb)
 	var wg sync.WaitGroup
-	if len(p.pull) > 0 {
-		host, _ := os.Hostname()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.svc.RunPull(ctx, "server-"+host, p.pull, s.Log); err != nil {
-				s.Log.Error("profiling pull", "err", err)
-			}
-		}()
-	}
+	host, _ := os.Hostname()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := p.svc.RunPullStored(ctx, "server-"+host, p.pull, s.Log); err != nil {
+			s.Log.Error("profiling pull", "err", err)
+		}
+	}()
 	p.loop(ctx)
 	wg.Wait()
 }
@@ -926,6 +927,41 @@ func (p *profilingWeb) alertmanager(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"outcomes": out})
+}
+
+// listPullTargets lists the stored pull targets and those of EnvPull.
+func (p *profilingWeb) listPullTargets(w http.ResponseWriter, r *http.Request) {
+	ts, err := p.svc.DB.PullTargets(r.Context())
+	if err != nil {
+		Error(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	env := []map[string]string{}
+	for _, t := range p.pull {
+		env = append(env, map[string]string{"name": t.Name, "url": t.URL})
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"stored": ts, "environment": env})
+}
+
+func (p *profilingWeb) savePullTarget(w http.ResponseWriter, r *http.Request) {
+	var t profiling.PullTarget
+	if err := DecodeJSON(r, &t); err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := p.svc.DB.SavePullTarget(r.Context(), t); err != nil {
+		Error(w, errStatus(err), err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, t)
+}
+
+func (p *profilingWeb) deletePullTarget(w http.ResponseWriter, r *http.Request) {
+	if err := p.svc.DB.DeletePullTarget(r.Context(), r.PathValue("name")); err != nil {
+		Error(w, errStatus(err), err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"deleted": r.PathValue("name")})
 }
 
 func profilingDemo(ctx context.Context, st *store.Store) error {

@@ -493,3 +493,77 @@ func TestProfilingTwoServersOnePostgres(t *testing.T) {
 		t.Fatalf("capture across servers: %+v %+v", c, snap)
 	}
 }
+
+// TestProfilingStoredPullTargets: a pull target added through the API is
+// picked up by the running server (no restart) and captured from; a removed
+// one goes away; bad ones are refused.
+func TestProfilingStoredPullTargets(t *testing.T) {
+	svcURL := startPprofService(t)
+	t.Setenv(EnvPull, "")
+	srv := &pfServer{t: t, st: storetest.SQLite(t), addr: "127.0.0.1:0"}
+	srv.start()
+	t.Cleanup(srv.stop)
+	host, _ := os.Hostname()
+	agent := "server-" + host
+	for _, bad := range []map[string]any{
+		{"name": "api", "url": "ftp://x"},
+		{"name": "perf", "url": svcURL},
+		{"name": "a b", "url": svcURL},
+		{"name": "api", "url": "http://"},
+	} {
+		if code := srv.api("POST", "/api/v1/profiling/pull-targets", bad, nil); code != 400 {
+			t.Errorf("pull target %v: %d, want 400", bad, code)
+		}
+	}
+	if code := srv.api("POST", "/api/v1/profiling/pull-targets", map[string]any{"name": "stored", "url": svcURL, "labels": map[string]string{"env": "test"}}, nil); code != 200 {
+		t.Fatalf("add pull target: %d", code)
+	}
+	targets := func() []string {
+		var as []profiling.Agent
+		srv.api("GET", "/api/v1/profiling/agents", nil, &as)
+		var names []string
+		for _, a := range as {
+			if a.Name == agent {
+				for _, t := range a.Targets {
+					names = append(names, t.Name)
+				}
+			}
+		}
+		return names
+	}
+	waitFor := func(want string) {
+		t.Helper()
+		for i := 0; i < 150; i++ {
+			if fmt.Sprint(targets()) == want {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("agent %s targets %v, want %s", agent, targets(), want)
+	}
+	waitFor("[stored]")
+	var c profiling.Capture
+	if code := srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": agent, "target": "stored", "kind": "goroutine"}, &c); code != 201 {
+		t.Fatalf("request: %d", code)
+	}
+	c = srv.waitCapture(c.ID, 30*time.Second)
+	var snap profiling.Snapshot
+	srv.api("GET", fmt.Sprintf("/api/v1/profiling/snapshots/%d", c.SnapshotID), nil, &snap)
+	if c.Status != profiling.StatusDone || snap.Labels["env"] != "test" || snap.Labels["service"] != "stored" || snap.Total == 0 {
+		t.Fatalf("capture from a stored pull target: %+v snapshot %+v", c, snap)
+	}
+	var list struct {
+		Stored []profiling.PullTarget `json:"stored"`
+	}
+	srv.api("GET", "/api/v1/profiling/pull-targets", nil, &list)
+	if len(list.Stored) != 1 || list.Stored[0].URL != svcURL {
+		t.Fatalf("stored pull targets: %+v", list)
+	}
+	if code := srv.api("DELETE", "/api/v1/profiling/pull-targets/stored", nil, nil); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := srv.api("DELETE", "/api/v1/profiling/pull-targets/stored", nil, nil); code != 404 {
+		t.Fatalf("delete twice: %d, want 404", code)
+	}
+	waitFor("[]")
+}

@@ -26,6 +26,8 @@ type profilingPage struct {
 	Captures  []profiling.Capture
 	Schedules []profiling.Schedule
 	Rules     []profiling.AlertRule
+	Pull      []profiling.PullTarget
+	PullEnv   []profiling.PprofTarget
 	Stats     profiling.Stats
 	// Sub is the snapshot whose sub-second heat map the page shows
 	// (?snapshot=ID); nil for the snapshot-granularity view.
@@ -130,6 +132,10 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 	if d.Rules, err = p.svc.AlertRules(ctx); err != nil {
 		d.Error = err.Error()
 	}
+	if d.Pull, err = p.svc.DB.PullTargets(ctx); err != nil {
+		d.Error = err.Error()
+	}
+	d.PullEnv = p.pull
 	d.Stats, _ = p.svc.DB.Stats(ctx)
 	p.s.Render(w, "profiling.html", Page{Title: "Profiling", Active: "profiling", Data: d})
 }

@@ -37,7 +37,7 @@ uses), except upload, which sends a file to a running server.
 Selectors are Pyroscope/PromQL style: checkout{env="prod", host=~"web-.*"}
 (the leading name is the service label).`,
 	}
-	group.AddCommand(profImportCmd(), profListCmd(), profMergeCmd(), profSearchCmd(), profCompactCmd(), profUploadCmd())
+	group.AddCommand(profImportCmd(), profListCmd(), profMergeCmd(), profSearchCmd(), profCompactCmd(), profUploadCmd(), profPullCmd())
 	root.AddCommand(group)
 }
 
@@ -158,7 +158,7 @@ file twice stores it once.`,
 						}
 					}
 					_, dup, err := db.Save(cmd.Context(), &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: labels,
-						Start: start, End: end, Source: "import:" + filepath.Base(path), Profile: d.Profile})
+						Start: start, End: end, Source: "import:" + filepath.Base(path), Profile: d.Profile, Timeline: d.Timeline})
 					if err != nil {
 						return fmt.Errorf("%s: %w", path, err)
 					}
@@ -210,10 +210,14 @@ func profListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t := table{Header: []string{"ID", "KIND", "END", "SECONDS", "TOTAL", "UNIT", "RES", "LABELS"}}
+			t := table{Header: []string{"ID", "KIND", "END", "SECONDS", "TOTAL", "UNIT", "RES", "TIMES", "LABELS"}}
 			for _, s := range ss {
+				times := "-"
+				if s.HasTimeline {
+					times = "per-sample"
+				}
 				t.Rows = append(t.Rows, []string{fmt.Sprint(s.ID), s.Kind, s.End.Format(time.RFC3339), fmt.Sprintf("%.0f", s.End.Sub(s.Start).Seconds()),
-					fmt.Sprint(s.Total), s.Unit, s.Resolution, s.Labels.String()})
+					fmt.Sprint(s.Total), s.Unit, s.Resolution, times, s.Labels.String()})
 			}
 			return t.write(cmd.OutOrStdout(), out, ss)
 		},
@@ -226,13 +230,14 @@ func profListCmd() *cobra.Command {
 
 func profMergeCmd() *cobra.Command {
 	var sel profSelection
-	var format, output, title string
+	var format, output, title, ranges string
 	cmd := &cobra.Command{
 		Use:   "merge [SELECTOR]",
 		Short: "Merge the selected snapshots into one profile: folded, SVG or offline HTML",
 		Example: `  srekit profiling merge 'checkout{env="prod"}' --from now-24h --format svg -o checkout.svg
   srekit profiling merge --kind alloc_space --format html -o allocs.html
-  srekit profiling merge search | srekit flame render > search.svg`,
+  srekit profiling merge search | srekit flame render > search.svg
+  srekit profiling merge --ranges 12:2-5,12:7-8.5 --format svg -o spike.svg   # time ranges of perf snapshots`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q, err := sel.query(strings.Join(args, ""))
@@ -242,12 +247,26 @@ func profMergeCmd() *cobra.Command {
 			if format != "folded" && format != "svg" && format != "html" {
 				return usagef("--format %q: want folded, svg or html", format)
 			}
+			var rs []profiling.Range
+			if ranges != "" {
+				if len(args) > 0 || sel.ids != "" || sel.from != "" || sel.until != "" {
+					return usagef("--ranges names snapshots and times itself: give no selector, --ids, --from or --until with it")
+				}
+				if rs, err = profiling.ParseRanges(ranges); err != nil {
+					return usagef("--ranges: %v", err)
+				}
+			}
 			db, closeDB, err := openProfilingDB(cmd)
 			if err != nil {
 				return err
 			}
 			defer closeDB()
-			m, err := db.Merge(cmd.Context(), q)
+			var m *profiling.MergeResult
+			if rs != nil {
+				m, err = db.MergeRanges(cmd.Context(), rs)
+			} else {
+				m, err = db.Merge(cmd.Context(), q)
+			}
 			if err != nil {
 				return err
 			}
@@ -262,6 +281,9 @@ func profMergeCmd() *cobra.Command {
 			}
 			if title == "" {
 				title = fmt.Sprintf("%s: %d snapshots merged", m.Kind, m.Snapshots)
+				if rs != nil {
+					title = fmt.Sprintf("%s: %d samples of %d time ranges", m.Kind, m.Samples, len(rs))
+				}
 			}
 			o := flame.RenderOptions{Title: title}
 			switch format {
@@ -283,6 +305,7 @@ func profMergeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "folded", "folded, svg or html (one offline file)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default stdout)")
 	cmd.Flags().StringVar(&title, "title", "", "graph title")
+	cmd.Flags().StringVar(&ranges, "ranges", "", "merge time ranges of snapshots with per-sample times instead: ID:START-END,... in seconds after the first sample")
 	return cmd
 }
 
@@ -418,4 +441,88 @@ func profUploadCmd() *cobra.Command {
 	f.StringVar(&from, "from", "", "start of the profiled time range")
 	f.StringVar(&until, "until", "", "end of the profiled time range")
 	return cmd
+}
+
+func profPullCmd() *cobra.Command {
+	group := &cobra.Command{
+		Use:   "pull",
+		Short: "Pull targets: pprof endpoints the server captures from itself, without an agent",
+		Long: `Pull targets are stored in the database; every server using it picks them up
+within seconds (no restart) and offers them as targets of its agent
+"server-HOSTNAME" on the /profiling page and in the capture API. The
+endpoints must be reachable from the server. SREKIT_PROFILING_PULL on the
+server adds targets that are not stored.`,
+	}
+	out := outputFormat("table")
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List the stored pull targets",
+		Example: `  srekit profiling pull ls -o json`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			ts, err := db.PullTargets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t := table{Header: []string{"NAME", "URL", "LABELS"}}
+			for _, p := range ts {
+				t.Rows = append(t.Rows, []string{p.Name, p.URL, p.Labels.String()})
+			}
+			return t.write(cmd.OutOrStdout(), out, ts)
+		},
+	}
+	ls.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
+	var labels []string
+	add := &cobra.Command{
+		Use:   "add NAME URL",
+		Short: "Add (or change) a pull target",
+		Example: `  srekit profiling pull add api http://10.0.0.5:6060 --label env=prod --label team=shop
+  srekit profiling pull add worker http://10.0.0.6:6060`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t := profiling.PullTarget{Name: args[0], URL: args[1], Labels: profiling.Labels{}}
+			for _, kv := range labels {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("--label %q: want key=value", kv)
+				}
+				t.Labels[k] = v
+			}
+			if err := t.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			if err := db.SavePullTarget(cmd.Context(), t); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pull target %s: %s\n", t.Name, t.URL)
+			return nil
+		},
+	}
+	add.Flags().StringArrayVar(&labels, "label", nil, "label added to its snapshots, key=value (repeatable)")
+	rm := &cobra.Command{
+		Use:     "rm NAME",
+		Short:   "Remove a pull target",
+		Example: `  srekit profiling pull rm api`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			return db.DeletePullTarget(cmd.Context(), args[0])
+		},
+	}
+	group.AddCommand(ls, add, rm)
+	return group
 }

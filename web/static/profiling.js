@@ -378,6 +378,23 @@
       };
     }
     if ($("schedule-form")) $("schedule-form").onsubmit = addSchedule;
+    $("pull-form").onsubmit = async (e) => {
+      e.preventDefault();
+      const labels = {};
+      for (const kv of $("pull-labels").value.split(",")) {
+        const i = kv.indexOf("=");
+        if (i > 0) labels[kv.slice(0, i).trim()] = kv.slice(i + 1).trim();
+      }
+      try {
+        await srekit.api("POST", "/api/v1/profiling/pull-targets", { name: $("pull-name").value, url: $("pull-url").value, labels });
+        location.reload();
+      } catch (err) { alert(err.message); }
+    };
+    for (const b of document.querySelectorAll(".pull-delete")) {
+      b.onclick = async () => {
+        try { await srekit.api("DELETE", "/api/v1/profiling/pull-targets/" + encodeURIComponent(b.dataset.name)); location.reload(); } catch (err) { alert(err.message); }
+      };
+    }
     for (const b of document.querySelectorAll(".sched-delete")) {
       b.onclick = async () => {
         try { await srekit.api("DELETE", "/api/v1/profiling/schedules/" + b.dataset.id); location.reload(); } catch (err) { alert(err.message); }
