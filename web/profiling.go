@@ -129,6 +129,9 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("POST /api/v1/alerts/alertmanager", p.alertmanager, Write())
 
 	s.HandleFunc("POST /api/v1/profiling/share", p.share, Write())
+	s.HandleFunc("GET /api/v1/profiling/agent-tokens", p.listAgentTokens)
+	s.HandleFunc("POST /api/v1/profiling/agent-tokens", p.issueAgentToken, Write())
+	s.HandleFunc("DELETE /api/v1/profiling/agent-tokens/{agent}", p.revokeAgentToken, Write())
 	s.HandleFunc("GET /api/v1/profiling/pull-targets", p.listPullTargets)
 	s.HandleFunc("POST /api/v1/profiling/pull-targets", p.savePullTarget, Write())
 	s.HandleFunc("DELETE /api/v1/profiling/pull-targets/{name}", p.deletePullTarget, Write())
@@ -197,6 +200,9 @@ func (p *profilingWeb) loop(ctx context.Context) {
 	}
 }
 
+// agentAuth lets agents in with the shared agent token (EnvAgentToken), the
+// write token, or a per-agent token; a per-agent token binds the request to
+// its agent's name, which the handlers check with p.asAgent.
 func (p *profilingWeb) agentAuth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -206,17 +212,49 @@ func (p *profilingWeb) agentAuth(h http.HandlerFunc) http.HandlerFunc {
 				ok = true
 			}
 		}
-		if !ok {
-			if p.agentToken == "" && p.s.Config.Token == "" {
-				Error(w, http.StatusForbidden, "agents are refused: start the server with --token or "+EnvAgentToken)
+		if !ok && got != "" {
+			name, err := p.svc.DB.AgentForToken(r.Context(), got)
+			if err != nil {
+				Error(w, http.StatusInternalServerError, err.Error())
 				return
 			}
+			if name != "" {
+				r = r.WithContext(context.WithValue(r.Context(), boundAgentKey{}, name))
+				ok = true
+			}
+		}
+		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="srekit"`)
-			Error(w, http.StatusUnauthorized, "missing or wrong agent token")
+			Error(w, http.StatusUnauthorized, "missing or wrong agent token (give the agent its own token, "+EnvAgentToken+" or the write token)")
 			return
 		}
 		h(w, r)
 	}
+}
+
+type boundAgentKey struct{}
+
+// asAgent refuses (403) a request made with another agent's per-agent token.
+func (p *profilingWeb) asAgent(w http.ResponseWriter, r *http.Request, name string) bool {
+	bound, _ := r.Context().Value(boundAgentKey{}).(string)
+	if bound != "" && bound != name {
+		Error(w, http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q", bound, name))
+		return false
+	}
+	return true
+}
+
+// asCaptureAgent is asAgent for the agent a capture was requested of.
+func (p *profilingWeb) asCaptureAgent(w http.ResponseWriter, r *http.Request, id int64) bool {
+	if _, bound := r.Context().Value(boundAgentKey{}).(string); !bound {
+		return true
+	}
+	c, err := p.svc.Capture(r.Context(), id)
+	if err != nil {
+		Error(w, errStatus(err), err.Error())
+		return false
+	}
+	return p.asAgent(w, r, c.Agent)
 }
 
 // errStatus maps library errors to HTTP statuses.
@@ -687,6 +725,9 @@ func (p *profilingWeb) register(w http.ResponseWriter, r *http.Request) {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !p.asAgent(w, r, a.Name) {
+		return
+	}
 	if err := p.svc.Register(r.Context(), a); err != nil {
 		Error(w, http.StatusBadRequest, err.Error())
 		return
@@ -715,6 +756,9 @@ func (p *profilingWeb) next(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = time.Duration(n) * time.Second
 	}
+	if !p.asAgent(w, r, r.PathValue("name")) {
+		return
+	}
 	c, err := p.svc.Next(r.Context(), r.PathValue("name"), wait)
 	if err != nil {
 		Error(w, errStatus(err), err.Error())
@@ -731,6 +775,9 @@ func (p *profilingWeb) result(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r, "id")
 	if err != nil {
 		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !p.asCaptureAgent(w, r, id) {
 		return
 	}
 	v := r.URL.Query()
@@ -760,6 +807,9 @@ func (p *profilingWeb) fail(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r, "id")
 	if err != nil {
 		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !p.asCaptureAgent(w, r, id) {
 		return
 	}
 	var body struct {
@@ -962,6 +1012,42 @@ func (p *profilingWeb) deletePullTarget(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"deleted": r.PathValue("name")})
+}
+
+func (p *profilingWeb) listAgentTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := p.svc.DB.AgentTokens(r.Context())
+	if err != nil {
+		Error(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, ts)
+}
+
+// issueAgentToken answers POST {"agent": NAME} with a new token for that
+// agent, shown this once.
+func (p *profilingWeb) issueAgentToken(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Agent string `json:"agent"`
+	}
+	if err := DecodeJSON(r, &body); err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	tok, err := p.svc.DB.IssueAgentToken(r.Context(), body.Agent)
+	if err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusCreated, map[string]string{"agent": body.Agent, "token": tok,
+		"note": "shown once: run srekit agent --name " + body.Agent + " --token TOKEN"})
+}
+
+func (p *profilingWeb) revokeAgentToken(w http.ResponseWriter, r *http.Request) {
+	if err := p.svc.DB.RevokeAgentToken(r.Context(), r.PathValue("agent")); err != nil {
+		Error(w, errStatus(err), err.Error())
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"revoked": r.PathValue("agent")})
 }
 
 func profilingDemo(ctx context.Context, st *store.Store) error {

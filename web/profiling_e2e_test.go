@@ -567,3 +567,73 @@ func TestProfilingStoredPullTargets(t *testing.T) {
 	}
 	waitFor("[]")
 }
+
+// TestProfilingAgentTokens: an agent with its own token registers, captures
+// and uploads as itself only; the token cannot act as another agent, and a
+// revoked token is refused.
+func TestProfilingAgentTokens(t *testing.T) {
+	svcURL := startPprofService(t)
+	srv := &pfServer{t: t, st: storetest.SQLite(t), addr: "127.0.0.1:0"}
+	srv.start()
+	t.Cleanup(srv.stop)
+	var issued struct {
+		Token string `json:"token"`
+	}
+	if code := srv.api("POST", "/api/v1/profiling/agent-tokens", map[string]string{"agent": "host-t"}, &issued); code != 201 || issued.Token == "" {
+		t.Fatalf("issue: %d", code)
+	}
+	if code := srv.api("POST", "/api/v1/profiling/agent-tokens", map[string]string{"agent": "bad name"}, nil); code != 400 {
+		t.Fatalf("issue for a bad name: %d", code)
+	}
+	// Another agent, with the write token, and one of its captures.
+	startAgent(t, profiling.AgentConfig{Server: srv.url(), Token: pfToken, Name: "host-o", Host: "host-o",
+		Pprof: []profiling.PprofTarget{{Name: "api", URL: svcURL}}, PollWait: time.Second})
+	startAgent(t, profiling.AgentConfig{Server: srv.url(), Token: issued.Token, Name: "host-t", Host: "host-t",
+		Pprof: []profiling.PprofTarget{{Name: "api", URL: svcURL}}, PollWait: time.Second})
+	srv.waitAgent("host-o")
+	srv.waitAgent("host-t")
+	var c profiling.Capture
+	srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "host-t", "target": "api", "kind": "goroutine"}, &c)
+	if c = srv.waitCapture(c.ID, 30*time.Second); c.Status != profiling.StatusDone {
+		t.Fatalf("capture by the agent with its own token: %+v", c)
+	}
+	var other profiling.Capture
+	srv.api("POST", "/api/v1/profiling/captures", map[string]any{"agent": "host-o", "target": "api", "kind": "goroutine"}, &other)
+
+	as := func(tok, method, path, body string) int {
+		req, _ := http.NewRequest(method, srv.url()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"POST", "/api/v1/profiling/agents", `{"name":"host-o","host":"host-o"}`, 403},
+		{"GET", "/api/v1/profiling/agents/host-o/next?wait=0", "", 403},
+		{"POST", fmt.Sprintf("/api/v1/profiling/captures/%d/result?format=folded", other.ID), "a;b 1\n", 403},
+		{"POST", fmt.Sprintf("/api/v1/profiling/captures/%d/fail", other.ID), `{"error":"x"}`, 403},
+		{"POST", "/api/v1/profiling/captures", `{"agent":"host-t","target":"api","kind":"cpu"}`, 401}, // not a write token
+		{"GET", "/api/v1/profiling/agents/host-t/next?wait=0", "", 204},
+	} {
+		if code := as(issued.Token, tc.method, tc.path, tc.body); code != tc.code {
+			t.Errorf("%s %s with host-t's token: %d, want %d", tc.method, tc.path, code, tc.code)
+		}
+	}
+	var list []profiling.AgentToken
+	srv.api("GET", "/api/v1/profiling/agent-tokens", nil, &list)
+	if len(list) != 1 || list[0].Agent != "host-t" {
+		t.Fatalf("agent tokens: %+v", list)
+	}
+	if code := srv.api("DELETE", "/api/v1/profiling/agent-tokens/host-t", nil, nil); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code := as(issued.Token, "GET", "/api/v1/profiling/agents/host-t/next?wait=0", ""); code != 401 {
+		t.Fatalf("revoked token: %d, want 401", code)
+	}
+}

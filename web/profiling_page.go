@@ -27,6 +27,7 @@ type profilingPage struct {
 	Schedules []profiling.Schedule
 	Rules     []profiling.AlertRule
 	Pull      []profiling.PullTarget
+	Tokens    []profiling.AgentToken
 	PullEnv   []profiling.PprofTarget
 	Stats     profiling.Stats
 	// Sub is the snapshot whose sub-second heat map the page shows
@@ -136,6 +137,9 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 		d.Error = err.Error()
 	}
 	d.PullEnv = p.pull
+	if d.Tokens, err = p.svc.DB.AgentTokens(ctx); err != nil {
+		d.Error = err.Error()
+	}
 	d.Stats, _ = p.svc.DB.Stats(ctx)
 	p.s.Render(w, "profiling.html", Page{Title: "Profiling", Active: "profiling", Data: d})
 }

@@ -38,8 +38,13 @@ pieces and keeps the last minutes; a capture with pre-roll (an alert rule
 with preroll: true) uploads those minutes too, so the profile covers the time
 before the alert fired.
 
-The token is the server's SREKIT_AGENT_TOKEN (or its write token). Use an
-https:// server URL beyond this host; --ca-cert trusts a private CA.`,
+The token is the agent's own token ('srekit profiling agent-token issue NAME',
+then run with --name NAME), or the server's shared SREKIT_AGENT_TOKEN, or its
+write token. Use an https:// server URL beyond this host; --ca-cert trusts a
+private CA.
+
+perf captures upload the perf script itself (gzip'ed), so the server keeps
+each sample's time and offers the sub-second heat map of the capture.`,
 		Example: `  # a Go service with net/http/pprof on :6060, server on another host
   srekit agent --server https://srekit.internal:8443 --token $SREKIT_AGENT_TOKEN \
       --pprof api=http://127.0.0.1:6060 --label env=prod --label region=eu-west
@@ -47,6 +52,9 @@ https:// server URL beyond this host; --ca-cert trusts a private CA.`,
   # whole-host CPU with perf, two services, 5 minutes of pre-roll
   srekit agent --server http://127.0.0.1:8080 --token T --perf \
       --pprof api=http://127.0.0.1:6060 --pprof worker=http://127.0.0.1:6061 --preroll 5m
+
+  # with its own token, bound to the name web-1
+  srekit agent --server https://srekit.internal:8443 --name web-1 --token "$(cat /etc/srekit/web-1.token)" --perf
 
   # only CPU and goroutine captures, nothing else
   srekit agent --server http://127.0.0.1:8080 --token T --pprof api=http://127.0.0.1:6060 --allow cpu,goroutine`,

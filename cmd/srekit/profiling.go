@@ -37,7 +37,7 @@ uses), except upload, which sends a file to a running server.
 Selectors are Pyroscope/PromQL style: checkout{env="prod", host=~"web-.*"}
 (the leading name is the service label).`,
 	}
-	group.AddCommand(profImportCmd(), profListCmd(), profMergeCmd(), profSearchCmd(), profCompactCmd(), profUploadCmd(), profPullCmd())
+	group.AddCommand(profImportCmd(), profListCmd(), profMergeCmd(), profSearchCmd(), profCompactCmd(), profUploadCmd(), profPullCmd(), profAgentTokenCmd())
 	root.AddCommand(group)
 }
 
@@ -524,5 +524,75 @@ server adds targets that are not stored.`,
 		},
 	}
 	group.AddCommand(ls, add, rm)
+	return group
+}
+
+func profAgentTokenCmd() *cobra.Command {
+	group := &cobra.Command{
+		Use:   "agent-token",
+		Short: "Per-agent tokens: one token per host, bound to its agent name, revocable alone",
+		Long: `A per-agent token lets one agent register, poll and upload as itself only
+(srekit agent --name NAME --token TOKEN); it cannot change anything else or act
+as another agent, and revoking it cuts off that host alone. Only its SHA-256
+is stored: the token is printed once, when issued.`,
+	}
+	issue := &cobra.Command{
+		Use:   "issue AGENT",
+		Short: "Issue (or replace) the token of an agent and print it",
+		Example: `  srekit profiling agent-token issue web-1
+  srekit agent --server https://srekit:8080 --name web-1 --token "$(cat web-1.token)" --pprof api=http://127.0.0.1:6060`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			tok, err := db.IssueAgentToken(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	}
+	out := outputFormat("table")
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List the agents that have a token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			ts, err := db.AgentTokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			t := table{Header: []string{"AGENT", "ISSUED"}}
+			for _, a := range ts {
+				t.Rows = append(t.Rows, []string{a.Agent, a.Created.Format(time.RFC3339)})
+			}
+			return t.write(cmd.OutOrStdout(), out, ts)
+		},
+	}
+	ls.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
+	rm := &cobra.Command{
+		Use:     "revoke AGENT",
+		Aliases: []string{"rm"},
+		Short:   "Revoke the token of an agent",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			db, closeDB, err := openProfilingDB(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeDB()
+			return db.RevokeAgentToken(cmd.Context(), args[0])
+		},
+	}
+	group.AddCommand(issue, ls, rm)
 	return group
 }

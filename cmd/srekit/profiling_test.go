@@ -104,11 +104,23 @@ func TestProfilingCLI(t *testing.T) {
 		t.Fatalf("pull rm (exit %d): %s", code, errOut)
 	}
 
+	out, errOut, code = run(t, "", "--db", db, "profiling", "agent-token", "issue", "web-1")
+	if code != 0 || !strings.HasPrefix(out, "sat_") {
+		t.Fatalf("agent-token issue (exit %d): %s %s", code, out, errOut)
+	}
+	if out, _, _ = run(t, "", "--db", db, "profiling", "agent-token", "ls"); !strings.Contains(out, "web-1") || strings.Contains(out, "sat_") {
+		t.Fatalf("agent-token ls: %s", out)
+	}
+	if _, errOut, code := run(t, "", "--db", db, "profiling", "agent-token", "revoke", "web-1"); code != 0 {
+		t.Fatalf("agent-token revoke (exit %d): %s", code, errOut)
+	}
+
 	for _, tc := range []struct {
 		args []string
 		code int
 		msg  string
 	}{
+		{[]string{"profiling", "agent-token", "revoke", "web-1"}, 1, "not found"},
 		{[]string{"profiling", "pull", "add", "api", "ftp://x"}, 2, "base URL"},
 		{[]string{"profiling", "pull", "rm", "nothing"}, 1, "not found"},
 		{[]string{"profiling", "merge", "--ranges", "1:5-2"}, 2, "end must be after"},

@@ -378,6 +378,18 @@
       };
     }
     if ($("schedule-form")) $("schedule-form").onsubmit = addSchedule;
+    $("token-issue-form").onsubmit = async (e) => {
+      e.preventDefault();
+      try {
+        const res = await srekit.api("POST", "/api/v1/profiling/agent-tokens", { agent: $("token-agent").value });
+        $("token-issued").textContent = res.token + "  (shown once)";
+      } catch (err) { $("token-issued").textContent = "error: " + err.message; }
+    };
+    for (const b of document.querySelectorAll(".token-revoke")) {
+      b.onclick = async () => {
+        try { await srekit.api("DELETE", "/api/v1/profiling/agent-tokens/" + encodeURIComponent(b.dataset.agent)); location.reload(); } catch (err) { alert(err.message); }
+      };
+    }
     $("pull-form").onsubmit = async (e) => {
       e.preventDefault();
       const labels = {};
