@@ -264,31 +264,41 @@ func perfTimeline(raw []byte, p *flame.Profile) (*Timeline, error) {
 	var blocks []block
 	keys := map[string]int{}
 	var batch bytes.Buffer
-	var cur [][]byte
+	batch.Grow(len(raw) + len(raw)/16)
+	var marker, kb []byte
+	// A sample is its lines up to a blank line: header first, then frames.
+	// Lines are kept as offsets into raw; '#' comment lines are skipped (the
+	// collapser ignores them too).
+	var cur [][2]int
 	flush := func() error {
 		if len(cur) == 0 {
 			return nil
 		}
 		defer func() { cur = cur[:0] }()
-		ts, tsAt, tsLen, ok := perfTimestamp(cur[0])
+		header := raw[cur[0][0]:cur[0][1]]
+		ts, tsAt, tsLen, ok := perfTimestamp(header)
 		if !ok {
-			return fmt.Errorf("%w: sample header without a timestamp: %.80q", errNoTimeline, cur[0])
+			return fmt.Errorf("%w: sample header without a timestamp: %.80q", errNoTimeline, header)
 		}
-		var kb strings.Builder
-		kb.Write(cur[0][:tsAt])
-		kb.Write(cur[0][tsAt+tsLen:])
+		// The key is the sample less its timestamp: equal samples at other
+		// times share one collapse.
+		kb = append(kb[:0], header[:tsAt]...)
+		kb = append(kb, header[tsAt+tsLen:]...)
 		for _, l := range cur[1:] {
-			kb.WriteByte('\n')
-			kb.Write(l)
+			kb = append(kb, '\n')
+			kb = append(kb, raw[l[0]:l[1]]...)
 		}
-		k, seen := keys[kb.String()]
+		k, seen := keys[string(kb)]
 		if !seen {
 			k = len(keys)
-			keys[kb.String()] = k
-			batch.Write(cur[0])
-			fmt.Fprintf(&batch, "\n\t0 srekit.timeline.%d (srekit)\n", k)
+			keys[string(kb)] = k
+			batch.Write(header)
+			marker = append(marker[:0], "\n\t0 srekit.timeline."...)
+			marker = strconv.AppendInt(marker, int64(k), 10)
+			marker = append(marker, " (srekit)\n"...)
+			batch.Write(marker)
 			for _, l := range cur[1:] {
-				batch.Write(l)
+				batch.Write(raw[l[0]:l[1]])
 				batch.WriteByte('\n')
 			}
 			batch.WriteByte('\n')
@@ -299,24 +309,24 @@ func perfTimeline(raw []byte, p *flame.Profile) (*Timeline, error) {
 		}
 		return nil
 	}
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-			cur = cur[:0] // the collapser ignores a last sample with no blank line after it
-			break
+	for pos := 0; pos < len(raw); {
+		nl := bytes.IndexByte(raw[pos:], '\n')
+		if nl < 0 {
+			break // the collapser ignores a last sample with no blank line after it
 		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
+		a, b := pos, pos+nl
+		pos = b + 1
+		if b > a && raw[b-1] == '\r' {
+			b--
+		}
 		switch {
-		case len(line) > 0 && line[0] == '#':
-		case len(line) == 0:
+		case b > a && raw[a] == '#':
+		case b == a:
 			if err := flush(); err != nil {
 				return nil, err
 			}
 		default:
-			cur = append(cur, line)
+			cur = append(cur, [2]int{a, b})
 		}
 	}
 	if len(blocks) == 0 {

@@ -457,3 +457,29 @@ func TestTimelineEncodeRandom(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPerfTimeline is the cost of keeping the timeline of a perf
+// script upload, beside collapsing it.
+func BenchmarkPerfTimeline(b *testing.B) {
+	raw := flamegraphTestdata(b, "example-perf-stacks.txt.gz")
+	b.Run("collapse", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			if _, err := collapsePerf(raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("collapse+timeline", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		for b.Loop() {
+			p, err := collapsePerf(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := perfTimeline(raw, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
