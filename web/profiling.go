@@ -136,6 +136,7 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("POST /api/v1/profiling/pull-targets", p.savePullTarget, Write())
 	s.HandleFunc("DELETE /api/v1/profiling/pull-targets/{name}", p.deletePullTarget, Write())
 	profilingParts.Store(s, p)
+	s.OnClose(func() { profilingParts.Delete(s) })
 	return nil
 }
 

@@ -183,6 +183,17 @@ func TestProfilingTimelineAPI(t *testing.T) {
 		t.Fatalf("whole range total %d, snapshot %d", m.Total, hm.Snapshot.Total)
 	}
 
+	// The page says which heat map it shows.
+	if _, _, page := getRaw(t, fmt.Sprintf("%s/profiling?snapshot=%d", base, id)); !strings.Contains(page, `id="subsecond-map"`) || !strings.Contains(page, "<strong>sub-second</strong>") {
+		t.Fatal("the page of a perf snapshot has no sub-second heat map")
+	}
+	if _, _, page := getRaw(t, fmt.Sprintf("%s/profiling?snapshot=%d", base, plain.Snapshots[0])); !strings.Contains(page, `id="no-timeline"`) || strings.Contains(page, `id="subsecond-map"`) {
+		t.Fatal("the page of a folded snapshot does not say it has no sub-second view")
+	}
+	if _, _, page := getRaw(t, base+"/profiling?from=now-1h"); !strings.Contains(page, "<strong>snapshot granularity</strong>") || !strings.Contains(page, "1 of these snapshots keep each sample") {
+		t.Fatal("the browse page does not say its heat map is at snapshot granularity")
+	}
+
 	for _, tc := range []struct {
 		path string
 		code int
