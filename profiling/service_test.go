@@ -243,6 +243,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("main;a;b\nmain;a;b\n"), "lines")
 	f.Add([]byte("java 123 1.0: cycles:\n\t4005d4 main (/bin/x)\n\t4005e0 start (/bin/x)\n\n"), "perf")
 	f.Add([]byte{0x1f, 0x8b, 0, 0}, "folded")
+	f.Add([]byte("# c\nx 1 [000] 5.000001: 10 cpu-clock:\n\t1 f (/b)\n\nx 1 [001] 5.02: 10 cpu-clock:\n\t1 g (/b)\n\n"+
+		"y 2 4.9: 3 instructions:\n\t2 h (/b)\n\nx 1 [000] 6.5: cpu-clock:\n\n"), "perf")
 	f.Fuzz(func(t *testing.T, data []byte, format string) {
 		ds, err := Decode(data, format, "", "", Limits{MaxDecompressed: 1 << 20, MaxStacks: 10000})
 		if err != nil {
@@ -263,6 +265,25 @@ func FuzzDecode(f *testing.F) {
 			}
 			if m.total() != total {
 				t.Fatalf("total %d read back as %d", total, m.total())
+			}
+			// A perf timeline adds up to the profile and survives the store.
+			if tl := d.Timeline; tl != nil {
+				sums := make([]int64, tl.Stacks)
+				tl.Range(0, tl.Span()+1, sums)
+				var sum int64
+				for _, v := range sums {
+					sum += v
+				}
+				if sum != total {
+					t.Fatalf("timeline total %d, profile %d", sum, total)
+				}
+				b, err := tl.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := DecodeTimeline(b); err != nil {
+					t.Fatalf("timeline does not read back: %v", err)
+				}
 			}
 		}
 	})
