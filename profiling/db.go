@@ -201,6 +201,7 @@ type Query struct {
 	Until      time.Time // snapshots starting at or before Until
 	IDs        []int64
 	Resolution string // raw, hour, day; empty for all
+	Unit       string // nanoseconds, samples, bytes, ...; empty for all
 	Limit      int    // newest first; 0 for no limit
 }
 
@@ -223,6 +224,10 @@ func (d *DB) List(ctx context.Context, q Query) ([]Snapshot, error) {
 	if q.Resolution != "" {
 		where = append(where, "s.resolution = ?")
 		args = append(args, q.Resolution)
+	}
+	if q.Unit != "" {
+		where = append(where, "s.unit = ?")
+		args = append(args, q.Unit)
 	}
 	if len(q.IDs) > 0 {
 		ph := strings.TrimSuffix(strings.Repeat("?,", len(q.IDs)), ",")
@@ -379,7 +384,7 @@ func (d *DB) MergeSnapshots(ctx context.Context, ss []Snapshot) (*MergeResult, e
 			return nil, fmt.Errorf("merge: the selection mixes kinds %s and %s: choose one kind", res.Kind, s.Kind)
 		}
 		if s.Unit != res.Unit {
-			return nil, fmt.Errorf("merge: the selection mixes units %s and %s (pprof CPU profiles count nanoseconds, perf and folded ones samples): narrow the selector", res.Unit, s.Unit)
+			return nil, fmt.Errorf("merge: the selection mixes units %s and %s (pprof CPU profiles count nanoseconds, perf and folded ones samples): choose one with unit=%s or unit=%s", res.Unit, s.Unit, res.Unit, s.Unit)
 		}
 		weights[s.Hash]++
 		if s.Start.Before(res.Start) {

@@ -277,7 +277,7 @@ func parseTime(v string, now time.Time) (time.Time, error) { return profiling.Pa
 
 // snapshotQuery reads a selection from URL parameters, each name prefixed
 // with prefix (for diff's before_ and after_): query, kind, from, until, ids,
-// resolution, limit.
+// resolution, unit, limit.
 func snapshotQuery(r *http.Request, prefix string) (profiling.Query, error) {
 	v := r.URL.Query()
 	get := func(k string) string { return v.Get(prefix + k) }
@@ -304,6 +304,7 @@ func snapshotQuery(r *http.Request, prefix string) (profiling.Query, error) {
 		}
 	}
 	q.Resolution = get("resolution")
+	q.Unit = get("unit")
 	if l := get("limit"); l != "" {
 		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 0 {
 			return q, fmt.Errorf("limit %q: want a positive number", l)

@@ -35,9 +35,19 @@ type profilingPage struct {
 	Sub *profiling.Snapshot
 	// Timelines counts the selected snapshots that have a sub-second view.
 	Timelines int
+	// Unit is the one unit shown when the selection mixes units;
+	// OtherUnits are the others, with links.
+	Unit       string
+	OtherUnits []profilingUnit
 	// Share offers the Share action; NoSharing says the server forbids it.
 	Share     bool
 	NoSharing bool
+}
+
+type profilingUnit struct {
+	Unit  string
+	Count int
+	Link  string
 }
 
 type profilingAgentRow struct {
@@ -88,16 +98,53 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	params.Set("kind", d.Kind)
-	d.Params = params.Encode()
-	q, err := snapshotQuery(&http.Request{URL: &url.URL{RawQuery: d.Params}}, "")
+	d.Unit = v.Get("unit")
+	q, err := snapshotQuery(&http.Request{URL: &url.URL{RawQuery: params.Encode()}}, "")
 	if err != nil {
 		d.Error = err.Error()
+		d.Params = params.Encode()
 	} else {
 		q.Limit = 5000
 		ss, err := p.svc.DB.List(ctx, q)
 		if err != nil {
 			d.Error = err.Error()
 		}
+		// A selection mixing units (pprof CPU in nanoseconds, perf in
+		// samples) cannot be merged: show one unit, the most common unless
+		// the URL names one, and link to the others.
+		count := map[string]int{}
+		for _, s := range ss {
+			count[s.Unit]++
+		}
+		if len(count) > 1 || d.Unit != "" {
+			if d.Unit == "" {
+				for u, n := range count {
+					if n > count[d.Unit] || (n == count[d.Unit] && u < d.Unit) {
+						d.Unit = u
+					}
+				}
+			}
+			kept := ss[:0]
+			for _, s := range ss {
+				if s.Unit == d.Unit {
+					kept = append(kept, s)
+				}
+			}
+			ss = kept
+			for u, n := range count {
+				if u != d.Unit {
+					ov := url.Values{}
+					for k, vs := range params {
+						ov[k] = vs
+					}
+					ov.Set("unit", u)
+					d.OtherUnits = append(d.OtherUnits, profilingUnit{Unit: u, Count: n, Link: "/profiling?" + ov.Encode()})
+				}
+			}
+			sort.Slice(d.OtherUnits, func(i, j int) bool { return d.OtherUnits[i].Unit < d.OtherUnits[j].Unit })
+			params.Set("unit", d.Unit)
+		}
+		d.Params = params.Encode()
 		d.Total = len(ss)
 		for _, s := range ss {
 			if s.HasTimeline {
@@ -107,6 +154,9 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 		d.HeatMap = profiling.HeatMapSVG(ss, "service", 60, func(from, until time.Time, group string) string {
 			pv := url.Values{}
 			pv.Set("kind", d.Kind)
+			if d.Unit != "" {
+				pv.Set("unit", d.Unit)
+			}
 			sel := d.Query
 			if sel == "" && group != "" {
 				sel = `{service="` + group + `"}`

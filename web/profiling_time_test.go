@@ -194,11 +194,24 @@ func TestProfilingTimelineAPI(t *testing.T) {
 		t.Fatal("the browse page does not say its heat map is at snapshot granularity")
 	}
 
+	// A selection mixing units shows the most common one and links to the others.
+	if code, body := post(t, base+"/api/v1/profiling/ingest?format=folded&name=go&units=nanoseconds", "text/plain", []byte("main;run 5000000\n"), pfToken); code != 200 {
+		t.Fatalf("nanoseconds ingest: %d %s", code, body)
+	}
+	if _, _, page := getRaw(t, base+"/profiling?from=now-1h"); !strings.Contains(page, `id="other-units"`) ||
+		!strings.Contains(page, "2 snapshots selected") || !strings.Contains(page, "unit=samples") || !strings.Contains(page, "1 in nanoseconds") {
+		t.Fatal("a selection mixing units: no notice, or not the most common unit shown")
+	}
+	if _, _, page := getRaw(t, base+"/profiling?from=now-1h&unit=nanoseconds"); !strings.Contains(page, "1 snapshots selected") || !strings.Contains(page, "2 in samples") {
+		t.Fatal("unit=nanoseconds does not select the other unit")
+	}
+
 	for _, tc := range []struct {
 		path string
 		code int
 		msg  string
 	}{
+		{"/api/v1/profiling/merge?from=now-1h&kind=cpu", 400, "choose one with unit="},
 		{fmt.Sprintf("/api/v1/profiling/snapshots/%d/heatmap", plain.Snapshots[0]), 404, "no per-sample timestamps"},
 		{fmt.Sprintf("/api/v1/profiling/snapshots/%d?start=0&end=1", plain.Snapshots[0]), 404, "no per-sample timestamps"},
 		{"/api/v1/profiling/snapshots/9999/heatmap", 404, "not found"},
