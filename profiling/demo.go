@@ -72,5 +72,49 @@ func Demo(ctx context.Context, st *store.Store, now time.Time) error {
 			}
 		}
 	}
-	return nil
+	// A perf capture of checkout-1 with a timeline, for the sub-second view.
+	raw := demoPerfScript(r)
+	ds, err := Decode(raw, FormatPerf, "cpu", "", Limits{})
+	if err != nil {
+		return fmt.Errorf("demo perf script: %w", err)
+	}
+	end := now.Add(-time.Minute)
+	snap := &Snapshot{Kind: "cpu", Unit: ds[0].Unit, Source: "demo perf script", Profile: ds[0].Profile, Timeline: ds[0].Timeline,
+		Labels: Labels{"host": "checkout-1", "env": "prod", "agent": "checkout-1"}, Start: end.Add(-10 * time.Second), End: end}
+	_, _, err = db.Save(ctx, snap)
+	return err
+}
+
+// demoPerfScript writes ten seconds of `perf record -F 99 -g -a` of two
+// CPUs as perf script prints it: checkout's stacks, a garbage collection
+// every second for 200 ms from 0.4 s into it, and a burst of JSON encoding
+// from 6 s to 7.5 s, so the sub-second heat map has patterns to find.
+func demoPerfScript(r *rand.Rand) []byte {
+	var b []byte
+	const hz = 99
+	base := 183742.0
+	stacks := demoStacks["checkout"]
+	for cpu := 0; cpu < 2; cpu++ {
+		for i := 0; i < 10*hz; i++ {
+			t := float64(i)/hz + float64(cpu)*0.003
+			frac := t - float64(int(t))
+			var stack []string
+			switch {
+			case frac >= 0.4 && frac < 0.6 && r.IntN(10) < 7:
+				stack = stacks[3].stack // GC
+			case t >= 6 && t < 7.5 && r.IntN(10) < 8:
+				stack = stacks[1].stack // JSON burst
+			case r.IntN(10) < 3:
+				continue // idle
+			default:
+				stack = stacks[r.IntN(3)].stack
+			}
+			b = fmt.Appendf(b, "checkout 4242/%d [%03d] %.6f: 10101010 cpu-clock:\n", 4242+cpu, cpu, base+t)
+			for j := len(stack) - 1; j >= 0; j-- {
+				b = fmt.Appendf(b, "\t%12x %s+0x%x (/usr/local/bin/checkout)\n", 0x401000+j*0x40, stack[j], 0x10+j)
+			}
+			b = append(b, '\n')
+		}
+	}
+	return b
 }

@@ -483,3 +483,50 @@ func BenchmarkPerfTimeline(b *testing.B) {
 		}
 	})
 }
+
+// TestDemoTimeline: the demo data has one perf snapshot with a timeline
+// whose heat map shows the patterns the demo put there.
+func TestDemoTimeline(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	if err := Demo(ctx, st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	db := &DB{S: st}
+	ss, err := db.List(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var with []Snapshot
+	for _, s := range ss {
+		if s.HasTimeline {
+			with = append(with, s)
+		}
+	}
+	if len(ss) != 145 || len(with) != 1 || with[0].Unit != "samples" {
+		t.Fatalf("%d snapshots, %d with a timeline", len(ss), len(with))
+	}
+	tl, err := db.Timeline(ctx, with[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := tl.Grid(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Garbage collection from 0.4 s to 0.6 s of every second: those rows
+	// (20 to 29) are busier than the others.
+	gc, other := 0, 0
+	for c := 0; c < g.Columns; c++ {
+		for r, v := range g.Cells[c] {
+			if r >= 20 && r < 30 {
+				gc += v
+			} else {
+				other += v
+			}
+		}
+	}
+	if g.Columns != 10 || gc/10 <= other/40 {
+		t.Fatalf("demo grid: %d columns, %d samples in GC rows, %d in the others", g.Columns, gc, other)
+	}
+}
