@@ -79,6 +79,20 @@ func TestProfilingBrowseAndCapture(t *testing.T) {
 	if strings.Count(heat, "<rect") < 10 || !strings.Contains(selected, "144 snapshots selected") || graphs != 1 {
 		t.Fatalf("browse view: %d heat cells, graphs %d, text %.500s", strings.Count(heat, "<rect"), graphs, selected)
 	}
+	// The merged graph is of the selection shown (the demo's perf snapshot,
+	// counted in samples, is offered apart).
+	var mergedTitle, otherUnits string
+	err = chromedp.Run(bctx,
+		chromedp.Poll(`(() => { const d = document.getElementById("merged-graph").contentDocument;
+			const t = d && d.getElementById("title"); return t ? t.textContent : ""; })()`, &mergedTitle),
+		chromedp.Text("#other-units", &otherUnits, chromedp.ByID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mergedTitle != "cpu: 144 snapshots merged" || !strings.Contains(otherUnits, "1 in samples") {
+		t.Fatalf("merged graph %q, other units %q", mergedTitle, otherUnits)
+	}
 	if !strings.Contains(results, "checkout") || !strings.Contains(results, "%") {
 		t.Fatalf("search results: %q", results)
 	}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
 	"sort"
@@ -21,7 +22,10 @@ type profilingPage struct {
 	Snapshots []profiling.Snapshot
 	Shown     int
 	Total     int
-	Params    string // the selection as URL parameters, for the merge/export links
+	// Params is the selection as URL parameters, for the merge/export links;
+	// typed as a URL so that html/template keeps its '&' and '=' (a plain
+	// string is escaped whole in a query, which lost the selection).
+	Params    template.URL
 	HeatMap   string
 	Captures  []profiling.Capture
 	Schedules []profiling.Schedule
@@ -102,7 +106,7 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 	q, err := snapshotQuery(&http.Request{URL: &url.URL{RawQuery: params.Encode()}}, "")
 	if err != nil {
 		d.Error = err.Error()
-		d.Params = params.Encode()
+		d.Params = template.URL(params.Encode())
 	} else {
 		q.Limit = 5000
 		ss, err := p.svc.DB.List(ctx, q)
@@ -144,7 +148,7 @@ func (p *profilingWeb) page(w http.ResponseWriter, r *http.Request) {
 			sort.Slice(d.OtherUnits, func(i, j int) bool { return d.OtherUnits[i].Unit < d.OtherUnits[j].Unit })
 			params.Set("unit", d.Unit)
 		}
-		d.Params = params.Encode()
+		d.Params = template.URL(params.Encode())
 		d.Total = len(ss)
 		for _, s := range ss {
 			if s.HasTimeline {
