@@ -290,10 +290,10 @@ func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
 	deadline := start.Add(c.cfg.Timeout.D(30 * time.Second))
 	head := h.method[0] == 'H' && string(h.method) == "HEAD"
 
+	// With a pipelined request already read, the client has not left.
 	watching := fc.br.Buffered() == 0
 	if watching {
-		fc.gone.Store(false)
-		fc.watch.Reset(watchAfter)
+		fc.beginWait(start)
 	}
 	stopWatch := func() {
 		if watching {
@@ -389,6 +389,7 @@ func (fc *fastConn) try(c *cluster, e *Endpoint, rt *route, perTry time.Duration
 		sent = time.Now()
 		c.connObserved(reused)
 		pc.nc.SetDeadline(tryDeadline)
+		pc.deadline = true
 		if !fc.setUpstream(pc) {
 			pc.nc.Close()
 			t.err = context.Canceled

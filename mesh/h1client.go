@@ -32,6 +32,9 @@ type h1Conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	addr string
+	// deadline is set when the fast path left a deadline on nc; the
+	// net/http path, which cancels through the context, clears it.
+	deadline bool
 }
 
 var longAgo = time.Unix(1, 0)
@@ -65,7 +68,6 @@ func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 }
 
 func (c *h1Client) put(pc *h1Conn) {
-	pc.nc.SetDeadline(time.Time{})
 	c.mu.Lock()
 	if c.idle == nil {
 		c.idle = map[string][]*h1Conn{}
@@ -102,6 +104,10 @@ func (c *h1Client) RoundTrip(req *http.Request) (*http.Response, error) {
 		pc, reused, err := c.get(ctx, req.URL.Host)
 		if err != nil {
 			return nil, err
+		}
+		if pc.deadline {
+			pc.nc.SetDeadline(time.Time{})
+			pc.deadline = false
 		}
 		if trace != nil && trace.GotConn != nil {
 			trace.GotConn(httptrace.GotConnInfo{Conn: pc.nc, Reused: reused})

@@ -121,12 +121,11 @@ cpu_ticks() {
   echo $t
 }
 HZ=$(getconf CLK_TCK)
-declare -A MAX
+declare -A MAX CPU
+declare -A PID_OF=([direct]=$BE_PID [srekit]=$SK_PID [haproxy]=$HA_PID [nginx]=$NG_PID)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
 echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s) and the proxy's CPU per request"
-declare -A PID_OF=([direct]=$BE_PID [srekit]=$SK_PID [haproxy]=$HA_PID [nginx]=$NG_PID)
-declare -A CPU
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
   name=${n%%:*}; addr=${n#*:}
   wrk -t2 -c64 -d2s "http://$addr/" >/dev/null 2>&1 || true   # warm pools
@@ -150,10 +149,14 @@ declare -A P99 P50 ALL50 ALL99
 for r in $(seq "$ROUNDS"); do
   for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
     name=${n%%:*}; addr=${n#*:}
-    out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s")
+    c0=$(cpu_ticks "${PID_OF[$name]}")
+    out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
+    c1=$(cpu_ticks "${PID_OF[$name]}")
     ALL50[$name]+="$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
     ALL99[$name]+="$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
-    printf "round %d %-8s %s\n" "$r" "$name" "$out"
+    # CPU per request at this rate (warm-up requests included in the count).
+    cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$RATE" -v s="$RATE_SECONDS" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n * (s + 1)) }')
+    printf "round %d %-8s %s cpu_us_per_request=%s\n" "$r" "$name" "$out" "$cpu"
   done
 done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
