@@ -147,6 +147,8 @@ type Buffer struct {
 	stat   BufferStats
 	// stressTh is the stateless threshold under stress relief.
 	stressTh Threshold
+	// budget is what buffered traces may take: MaxMemory less the caches.
+	budget int64
 }
 
 // BufferStats are the buffer's counters (read them with Stats).
@@ -168,7 +170,7 @@ type shard struct {
 	head, tail *Trace // arrival order, oldest first
 	deadlines  deadlineHeap
 	bytes      int64 // buffered traces and interned headers
-	budget     int64
+	share      int64 // the shard's fair share of the buffer's budget
 	// headerBytes is the part of bytes taken by interned headers.
 	headerBytes int64
 	kept        *fpSet
@@ -184,12 +186,12 @@ func NewBuffer(cfg BufferConfig, decide Decider, emit Emitter) *Buffer {
 	cfg = cfg.WithDefaults()
 	b := &Buffer{cfg: cfg, decide: decide, emit: emit, now: time.Now,
 		stressTh: ProbabilityThreshold(cfg.StressProbability)}
-	budget := (cfg.MaxMemory - cacheBytes(cfg.KeptCache, cfg.DroppedCache)) / nShards
+	b.budget = cfg.MaxMemory - cacheBytes(cfg.KeptCache, cfg.DroppedCache)
 	for i := range b.shards {
 		b.shards[i] = &shard{
 			traces:  map[uint64]*Trace{},
 			headers: map[string]*header{},
-			budget:  budget,
+			share:   b.budget / nShards,
 			kept:    newFPSet(cfg.KeptCache/nShards, true),
 			dropped: newFPSet(cfg.DroppedCache/nShards, false),
 		}
@@ -267,7 +269,9 @@ func (b *Buffer) Add(td ptrace.Traces) {
 // they hit a cap or memory ran short. A malformed body is an error and
 // changes nothing. The buffer keeps no reference to body.
 func (b *Buffer) AddRequest(body []byte) error {
-	frags, invalid, err := splitRequest(body)
+	sc := getScratch()
+	defer putScratch(sc)
+	frags, invalid, err := splitRequest(body, sc)
 	if err != nil {
 		return err
 	}
@@ -339,7 +343,7 @@ func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pendi
 			b.stateless(sh, f, ot, rv, derived, size, out)
 			return
 		}
-		t = &Trace{ID: f.id, fp: fp, FirstArrival: now, Randomness: rv, RandomDerived: derived, Bytes: traceOverhead}
+		t = &Trace{ID: f.id, fp: fp, firstAt: now.UnixNano(), Randomness: rv, RandomDerived: derived, Bytes: traceOverhead}
 		sh.traces[fp] = t
 		sh.pushBack(t)
 		sh.bytes += traceOverhead
@@ -352,7 +356,7 @@ func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pendi
 	sh.bytes += t.merge(f, sh) // merge counts new interned headers itself
 	b.stat.BufferedBytes.Add(sh.bytes - before)
 	if !hadRoot && t.HasRoot {
-		t.RootArrival = now
+		t.rootAt = now.UnixNano()
 		if at := now.Add(b.cfg.DecisionWait); at.UnixNano() < t.deadline {
 			sh.schedule(t, at)
 		}
@@ -360,18 +364,24 @@ func (b *Buffer) addFragLocked(sh *shard, now time.Time, f *fragment, out *pendi
 	if t.SpanCount >= b.cfg.MaxSpansPerTrace || t.Bytes >= b.cfg.MaxBytesPerTrace {
 		b.decideLocked(sh, t, TriggerCap, now, out)
 	}
-	for sh.bytes > sh.budget && sh.head != nil {
+	b.relieveLocked(sh, now, out)
+}
+
+// relieveLocked decides the shard's oldest traces early while the buffer as
+// a whole is over its memory budget and this shard holds more than 90% of
+// its fair share. The budget is the buffer's, not the shard's, so shards
+// lend each other room: a huge trace or a burst in one shard does not force
+// early decisions while the others have room.
+func (b *Buffer) relieveLocked(sh *shard, now time.Time, out *pending) {
+	for b.stat.BufferedBytes.Load() > b.budget && sh.bytes > sh.share*9/10 && sh.head != nil {
 		old := sh.head
-		if now.Sub(old.FirstArrival) < b.cfg.DecisionWait && !b.stress.Load() {
+		if time.Duration(now.UnixNano()-old.firstAt) < b.cfg.DecisionWait && !b.stress.Load() {
 			// Memory cannot hold traces even for their wait: tail sampling
 			// is not possible at this load, switch to stateless sampling.
 			b.stress.Store(true)
 			b.stat.StressActivations.Add(1)
 		}
 		b.decideLocked(sh, old, TriggerMemory, now, out)
-		if sh.bytes <= sh.budget*9/10 {
-			break
-		}
 	}
 }
 
@@ -412,7 +422,7 @@ func (b *Buffer) decideLocked(sh *shard, t *Trace, trig Trigger, now time.Time, 
 	sh.bytes -= t.Bytes
 	b.stat.BufferedTrace.Add(-1)
 	b.stat.Decided[trig].Add(1)
-	sh.delays.Add(now.Sub(t.FirstArrival))
+	sh.delays.Add(time.Duration(now.UnixNano() - t.firstAt))
 	t.summarize()
 	d := b.decide(t, trig)
 	if d.Keep {
@@ -446,11 +456,12 @@ func (b *Buffer) Tick() {
 				continue
 			}
 			trig := TriggerTimeout
-			if !t.RootArrival.IsZero() {
+			if t.rootAt != 0 {
 				trig = TriggerRoot
 			}
 			b.decideLocked(sh, t, trig, now, &out)
 		}
+		b.relieveLocked(sh, now, &out)
 		sh.mu.Unlock()
 		b.flushOut(&out)
 	}

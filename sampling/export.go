@@ -82,7 +82,9 @@ func NewExporter(cfg ExporterConfig, log *slog.Logger) (*Exporter, error) {
 		e.send = func(ctx context.Context, body []byte) error {
 			// The body is already an encoded request: send it as it is.
 			var resp rawMsg
-			return conn.Invoke(ctx, exportMethod, &rawMsg{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
+			err := conn.Invoke(ctx, exportMethod, &rawMsg{data: body}, &resp, grpc.ForceCodecV2(rawCodec{}))
+			resp.free()
+			return err
 		}
 	}
 	return e, nil

@@ -222,7 +222,7 @@ func FuzzDecodeOTLP(f *testing.F) {
 		}
 		// Splitting by trace keeps every span, each fragment decodes and
 		// holds one trace.
-		frags, invalid, err := splitRequest(pb)
+		frags, invalid, err := splitRequest(pb, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ func summarized(rv uint64, specs ...spanSpec) *Trace {
 	if err != nil {
 		panic(err)
 	}
-	frags, _, err := splitRequest(body)
+	frags, _, err := splitRequest(body, nil)
 	if err != nil {
 		panic(err)
 	}

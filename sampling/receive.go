@@ -63,7 +63,19 @@ func (s *Sampler) consume(body []byte, encoding string) error {
 // rawMsg carries an undecoded request (or an encoded response) through
 // gRPC, so that the sampler decodes requests itself and can answer a
 // malformed one with InvalidArgument (gRPC's own codec would say Internal).
-type rawMsg struct{ data []byte }
+// An unmarshalled message holds a reference to a pooled buffer: free it
+// once the data is no longer needed (the sampler copies what it keeps).
+type rawMsg struct {
+	data []byte
+	buf  mem.Buffer
+}
+
+func (m *rawMsg) free() {
+	if m.buf != nil {
+		m.buf.Free()
+		m.buf, m.data = nil, nil
+	}
+}
 
 type rawCodec struct{}
 
@@ -82,7 +94,8 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
 	}
-	m.data = data.Materialize()
+	m.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+	m.data = m.buf.ReadOnlyData()
 	return nil
 }
 
@@ -96,6 +109,7 @@ var traceServiceDesc = grpc.ServiceDesc{
 			if err := dec(&in); err != nil {
 				return nil, err
 			}
+			defer in.free()
 			return srv.(*Sampler).exportGRPC(ctx, in.data)
 		},
 	}},

@@ -97,7 +97,9 @@ func (s *Sampler) Consume(td ptrace.Traces) {
 // splits it by trace: traces owned by a peer are forwarded to it, the rest
 // are buffered. A malformed body is an error and changes nothing.
 func (s *Sampler) ConsumeRequest(body []byte) error {
-	frags, invalid, err := splitRequest(body)
+	sc := getScratch()
+	defer putScratch(sc)
+	frags, invalid, err := splitRequest(body, sc)
 	if err != nil {
 		return err
 	}

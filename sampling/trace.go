@@ -21,9 +21,9 @@ type Trace struct {
 	// Bytes is the memory the buffered trace takes: its fragments'
 	// allocations plus the fixed cost of the Trace and its index entries.
 	Bytes int64
-	// FirstArrival is when the first span arrived; RootArrival when the root
-	// span did (zero until then).
-	FirstArrival, RootArrival time.Time
+	// firstAt is when the first span arrived, rootAt when the root did (0
+	// until then), in unix nanoseconds.
+	firstAt, rootAt int64
 
 	// Randomness is the trace's 56 random bits; RandomDerived says they were
 	// hashed from the ID (and so are written into tracestate on export).
@@ -45,13 +45,12 @@ type Trace struct {
 	ErrStatus, ErrHTTP, ErrException bool
 	SpanCount                        int
 
-	minStart, maxEnd   uint64
-	rootStart, rootEnd uint64
-	firstService       string
+	minStart, maxEnd uint64
+	rootDur          uint64
+	firstService     string
 
 	// decoded holds the decoded spans during one decision, when a policy asked.
-	decoded    ptrace.Traces
-	hasDecoded bool
+	decoded *ptrace.Traces
 
 	// list and heap bookkeeping
 	prev, next *Trace
@@ -105,7 +104,10 @@ func (t *Trace) merge(f *fragment, sh *shard) int64 {
 	t.SpanCount += s.spans
 	if s.hasRoot && !t.HasRoot {
 		t.HasRoot, t.RootName, t.RootKind, t.RootService = true, s.rootName, ptrace.SpanKind(s.rootKind), s.rootService
-		t.rootStart, t.rootEnd = s.rootStart, s.rootEnd
+		t.rootDur = 0
+		if s.rootEnd > s.rootStart {
+			t.rootDur = s.rootEnd - s.rootStart
+		}
 	}
 	t.ErrStatus = t.ErrStatus || s.errStatus
 	t.ErrHTTP = t.ErrHTTP || s.errHTTP
@@ -123,7 +125,7 @@ func (t *Trace) release(sh *shard) {
 	for _, sg := range t.segs {
 		sh.unref(sg.hdr)
 	}
-	t.segs, t.decoded, t.hasDecoded = nil, ptrace.Traces{}, false
+	t.segs, t.decoded = nil, nil
 }
 
 // summarize completes the summary before a decision.
@@ -134,10 +136,7 @@ func (t *Trace) summarize() {
 	}
 	switch {
 	case t.HasRoot:
-		t.Duration = 0
-		if t.rootEnd > t.rootStart {
-			t.Duration = time.Duration(t.rootEnd - t.rootStart)
-		}
+		t.Duration = time.Duration(t.rootDur)
 	case t.maxEnd > t.minStart:
 		t.Duration = time.Duration(t.maxEnd - t.minStart)
 	default:
@@ -150,8 +149,8 @@ func (t *Trace) Operation() string { return t.RootName }
 
 // decode decodes the buffered spans (once per decision).
 func (t *Trace) decode() ptrace.Traces {
-	if t.hasDecoded {
-		return t.decoded
+	if t.decoded != nil {
+		return *t.decoded
 	}
 	body, _ := encodeSegs(nil, t.segs, nil)
 	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
@@ -159,7 +158,7 @@ func (t *Trace) decode() ptrace.Traces {
 		// Cannot happen: fragments are validated pieces of a request.
 		td = ptrace.NewTraces()
 	}
-	t.decoded, t.hasDecoded = td, true
+	t.decoded = &td
 	return td
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -338,7 +339,10 @@ func headerBytes(h *header) int64 { return int64(cap(h.key)) + int64(unsafe.Size
 type seg struct {
 	hdr   *header
 	spans []byte
-	n     int
+	n     int32
+	// while splitting: the ScopeSpans index and the run's encoded size
+	ss   int32
+	size int32
 }
 
 // fragment is the spans of one trace from one request, encoded.
@@ -355,20 +359,12 @@ type fragment struct {
 	segs         []seg
 	// size is the bytes its span runs take (their allocations).
 	size int64
-
-	groups []spanGroup // while building
 }
 
 // encoded is the fragment as an export body (for forwarding to a peer).
 func (f *fragment) encoded(dst []byte) []byte {
 	dst, _ = encodeSegs(dst, f.segs, nil)
 	return dst
-}
-
-// spanGroup is a run of the fragment's spans under one resource and scope.
-type spanGroup struct {
-	rs, ss int
-	spans  [][]byte
 }
 
 type rsPart struct {
@@ -380,18 +376,59 @@ type rsPart struct {
 type ssPart struct {
 	scope, schema []byte
 	hasScope      bool
+	rs            int32 // its ResourceSpans
 	hdr           *header
 }
 
+// splitScratch is the working memory of splitRequest, reused from a pool:
+// the fragments it returns live in it, so they are valid until the scratch
+// is put back (their span runs are fresh allocations that the buffer keeps).
+type splitScratch struct {
+	byID    map[pcommon.TraceID]int32
+	slab    []fragment
+	frags   []*fragment
+	rsParts []rsPart
+	ssParts []ssPart // all ScopeSpans of the request, in order
+	entries []spanEntry
+}
+
+// spanEntry is one span, in request order, and the run it goes to.
+type spanEntry struct {
+	sp        []byte
+	frag, seg int32
+}
+
+var scratchPool = sync.Pool{New: func() any { return &splitScratch{byID: map[pcommon.TraceID]int32{}} }}
+
+func getScratch() *splitScratch { return scratchPool.Get().(*splitScratch) }
+
+func putScratch(sc *splitScratch) {
+	clear(sc.byID)
+	for i := range sc.slab {
+		segs := sc.slab[i].segs
+		clear(segs)
+		sc.slab[i] = fragment{segs: segs[:0]}
+	}
+	clear(sc.frags)
+	clear(sc.rsParts)
+	clear(sc.ssParts)
+	clear(sc.entries)
+	sc.slab, sc.frags, sc.rsParts, sc.ssParts, sc.entries = sc.slab[:0], sc.frags[:0], sc.rsParts[:0], sc.ssParts[:0], sc.entries[:0]
+	if len(sc.byID) < 1<<16 {
+		scratchPool.Put(sc)
+	}
+}
+
 // splitRequest validates an ExportTraceServiceRequest and splits its spans
-// by trace ID. invalid counts spans without a valid trace ID (dropped).
-func splitRequest(body []byte) (frags []*fragment, invalid int, err error) {
+// by trace ID into fragments, using sc (nil: a fresh one). invalid counts
+// spans without a valid trace ID (dropped).
+func splitRequest(body []byte, sc *splitScratch) (frags []*fragment, invalid int, err error) {
 	if err := requestMsg.validate(body, 0); err != nil {
 		return nil, 0, err
 	}
-	var rsParts []rsPart
-	var ssParts [][]ssPart
-	byID := map[pcommon.TraceID]*fragment{}
+	if sc == nil {
+		sc = &splitScratch{byID: map[pcommon.TraceID]int32{}}
+	}
 	for b := body; len(b) > 0; {
 		f, rest, ok := nextField(b)
 		if !ok {
@@ -401,80 +438,86 @@ func splitRequest(body []byte) (frags []*fragment, invalid int, err error) {
 		if f.num != 1 || f.typ != protowire.BytesType {
 			continue
 		}
-		rsb := f.v
-		ri := len(rsParts)
-		rsParts = append(rsParts, rsPart{})
-		ssParts = append(ssParts, nil)
-		var scopeSpans [][]byte
-		forFields(rsb, func(num int32, v []byte) {
+		ri := len(sc.rsParts)
+		sc.rsParts = append(sc.rsParts, rsPart{})
+		forFields(f.v, func(num int32, v []byte) {
+			rp := &sc.rsParts[ri]
 			switch num {
 			case 1:
-				rsParts[ri].resource, rsParts[ri].hasRes = v, true
-				rsParts[ri].service = serviceName(v)
-			case 2:
-				scopeSpans = append(scopeSpans, v)
+				rp.resource, rp.hasRes = v, true
+				rp.service = serviceName(v)
 			case 3:
-				rsParts[ri].schema = v
+				rp.schema = v
 			}
 		})
-		for si, ssb := range scopeSpans {
-			ssParts[ri] = append(ssParts[ri], ssPart{})
-			var spans [][]byte
+		forFields(f.v, func(num int32, ssb []byte) {
+			if num != 2 {
+				return
+			}
+			si := int32(len(sc.ssParts))
+			sc.ssParts = append(sc.ssParts, ssPart{rs: int32(ri)})
 			forFields(ssb, func(num int32, v []byte) {
+				sp := &sc.ssParts[si]
 				switch num {
 				case 1:
-					ssParts[ri][si].scope, ssParts[ri][si].hasScope = v, true
-				case 2:
-					spans = append(spans, v)
+					sp.scope, sp.hasScope = v, true
 				case 3:
-					ssParts[ri][si].schema = v
+					sp.schema = v
 				}
 			})
-			for _, sp := range spans {
+			rp := &sc.rsParts[ri]
+			forFields(ssb, func(num int32, sp []byte) {
+				if num != 2 {
+					return
+				}
 				var info spanInfo
 				info.read(sp)
 				if info.traceID.IsEmpty() {
 					invalid++
-					continue
+					return
 				}
-				f := byID[info.traceID]
-				if f == nil {
-					f = &fragment{id: info.traceID, fp: fingerprint(info.traceID),
-						firstService: rsParts[ri].service, firstState: string(info.traceState), firstFlags: info.flags}
-					byID[info.traceID] = f
-					frags = append(frags, f)
+				fi, ok := sc.byID[info.traceID]
+				if !ok {
+					fi = int32(len(sc.slab))
+					sc.byID[info.traceID] = fi
+					sc.slab = append(sc.slab, fragment{})
+					fr := &sc.slab[fi]
+					fr.id, fr.fp = info.traceID, fingerprint(info.traceID)
+					fr.firstService, fr.firstState, fr.firstFlags = rp.service, string(info.traceState), info.flags
 				}
-				f.sum.add(&info, rsParts[ri].service)
-				if g := len(f.groups) - 1; g >= 0 && f.groups[g].rs == ri && f.groups[g].ss == si {
-					f.groups[g].spans = append(f.groups[g].spans, sp)
-				} else {
-					f.groups = append(f.groups, spanGroup{rs: ri, ss: si, spans: [][]byte{sp}})
+				fr := &sc.slab[fi]
+				fr.sum.add(&info, rp.service)
+				g := int32(len(fr.segs)) - 1
+				if g < 0 || fr.segs[g].ss != si {
+					fr.segs = append(fr.segs, seg{ss: si})
+					g++
 				}
-			}
-		}
+				fr.segs[g].n++
+				fr.segs[g].size += int32(lenField(len(sp)))
+				sc.entries = append(sc.entries, spanEntry{sp: sp, frag: fi, seg: g})
+			})
+		})
 	}
-	for _, f := range frags {
-		f.segs = make([]seg, len(f.groups))
-		for i := range f.groups {
-			g := &f.groups[i]
-			p := &ssParts[g.rs][g.ss]
+	// One exact allocation per run, then the spans in request order.
+	for i := range sc.slab {
+		fr := &sc.slab[i]
+		for j := range fr.segs {
+			sg := &fr.segs[j]
+			p := &sc.ssParts[sg.ss]
 			if p.hdr == nil {
-				p.hdr = newHeader(&rsParts[g.rs], p)
+				p.hdr = newHeader(&sc.rsParts[p.rs], p)
 			}
-			n := 0
-			for _, sp := range g.spans {
-				n += lenField(len(sp))
-			}
-			b := slices.Grow([]byte(nil), n)
-			for _, sp := range g.spans {
-				b = appendLen(b, 2, sp)
-			}
-			f.segs[i] = seg{hdr: p.hdr, spans: b, n: len(g.spans)}
-			f.size += int64(cap(b))
+			sg.hdr = p.hdr
+			sg.spans = slices.Grow([]byte(nil), int(sg.size))
+			fr.size += int64(cap(sg.spans))
 		}
-		f.groups = nil
+		sc.frags = append(sc.frags, fr)
 	}
-	return frags, invalid, nil
+	for _, e := range sc.entries {
+		sg := &sc.slab[e.frag].segs[e.seg]
+		sg.spans = appendLen(sg.spans, 2, e.sp)
+	}
+	return sc.frags, invalid, nil
 }
 
 // forFields calls fn with every length-delimited field of a validated message.
@@ -772,7 +815,7 @@ func encodeSegs(dst []byte, segs []seg, st *stamper) ([]byte, int) {
 		if len(h.rsSchema) > 0 {
 			dst = appendLen(dst, 3, h.rsSchema)
 		}
-		spans += sg.n
+		spans += int(sg.n)
 	}
 	return dst, spans
 }

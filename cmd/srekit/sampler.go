@@ -97,7 +97,7 @@ for the scorecard against head sampling.`,
 // samplerHeadroom is the memory beyond max_memory the sampler process
 // allows itself: Go runtime, receive buffers of requests being split,
 // export queue.
-const samplerHeadroom = 48 << 20
+const samplerHeadroom = 32 << 20
 
 func runSampler(ctx context.Context, cfg *sampling.Config, path string, log *slog.Logger, record bool, statsEvery time.Duration) error {
 	s, err := sampling.New(cfg, nil, log)

@@ -336,7 +336,9 @@ func (m *memWatch) stop() (peakHeapAboveBase int64, peakBuffered int64) {
 
 // replay sends events over OTLP/gRPC at simulated time / speedup, batching
 // what is due into one request (at most 2000 spans), and returns the spans
-// and span bytes sent.
+// and span bytes sent. Like an SDK's batch span processor, it sends at most
+// one request per tick unless it is behind (a full batch): a paced replay
+// sends requests of realistic size, not one per span.
 func replay(ctx context.Context, client ptraceotlp.GRPCClient, w *Workload, evs []spanEvent, simOrigin time.Duration, speedup float64, progress func(int)) (int, int64, error) {
 	const tick = 20 * time.Millisecond
 	start := time.Now()
@@ -351,6 +353,7 @@ func replay(ctx context.Context, client ptraceotlp.GRPCClient, w *Workload, evs 
 			time.Sleep(min(wait, tick))
 			continue
 		}
+		batchStart := time.Now()
 		td := ptrace.NewTraces()
 		res := map[string]ptrace.SpanSlice{}
 		n := 0
@@ -365,6 +368,11 @@ func replay(ctx context.Context, client ptraceotlp.GRPCClient, w *Workload, evs 
 			return sent, bytes, fmt.Errorf("send to sampler: %w", err)
 		}
 		progress(sent)
+		if n < 2000 && i < len(evs) {
+			if rest := tick - time.Since(batchStart); rest > 0 {
+				time.Sleep(rest)
+			}
+		}
 	}
 	return sent, bytes, nil
 }
