@@ -3,6 +3,7 @@ package profiling
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pprofile"
 
@@ -71,6 +72,10 @@ func decodeOTLP(raw []byte, jsonFormat bool) ([]Decoded, error) {
 					unit = "samples"
 				}
 				fp := &flame.Profile{Unit: unit}
+				// Samples with a timestamp per value (or per count) make a
+				// timeline for the sub-second view, when every sample has them.
+				var entries []timedEntry
+				timed := true
 				samples := p.Samples()
 				for s := 0; s < samples.Len(); s++ {
 					smp := samples.At(s)
@@ -118,10 +123,35 @@ func decodeOTLP(raw []byte, jsonFormat bool) ([]Decoded, error) {
 						stack = []string{"[unknown]"}
 					}
 					fp.Samples = append(fp.Samples, flame.Sample{Stack: stack, Value: v})
+					ts := smp.TimestampsUnixNano()
+					switch {
+					case !timed || ts.Len() == 0 || len(entries)+ts.Len() > MaxTimelineSamples:
+						timed = false
+					case vals.Len() == 0 || vals.Len() == ts.Len():
+						key := strings.Join(stack, ";")
+						for n := 0; n < ts.Len(); n++ {
+							ev := int64(1)
+							if vals.Len() > 0 {
+								ev = vals.At(n)
+							}
+							if ev != 0 {
+								entries = append(entries, timedEntry{int64(ts.At(n) / 1000), key, ev})
+							}
+						}
+					default:
+						timed = false // several values but not one per timestamp
+					}
 				}
 				fp = fp.Compact()
-				out = append(out, Decoded{Kind: kind, Unit: unit, Profile: fp, Labels: labels,
-					TimeNanos: int64(p.Time()), DurationNanos: int64(p.DurationNano())})
+				d := Decoded{Kind: kind, Unit: unit, Profile: fp, Labels: labels,
+					TimeNanos: int64(p.Time()), DurationNanos: int64(p.DurationNano())}
+				if timed && len(entries) > 0 {
+					var terr error
+					if d.Timeline, terr = buildTimeline(entries, fp); terr != nil {
+						d.NoTimeline = terr.Error()
+					}
+				}
+				out = append(out, d)
 			}
 		}
 	}

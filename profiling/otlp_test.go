@@ -1,6 +1,7 @@
 package profiling
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -80,6 +81,11 @@ func FuzzDecodeOTLP(f *testing.F) {
 	f.Add(pb)
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x02, 0x0a, 0x00})
+	timed := otlpSample(f)
+	timed.ResourceProfiles().At(0).ScopeProfiles().At(0).Profiles().At(0).Samples().At(0).TimestampsUnixNano().Append(5_000_000, 9_000_000)
+	timed.ResourceProfiles().At(0).ScopeProfiles().At(0).Profiles().At(0).Samples().At(1).TimestampsUnixNano().Append(7_000_000)
+	tb, _ := (&pprofile.ProtoMarshaler{}).MarshalProfiles(timed)
+	f.Add(tb)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ds, err := Decode(b, FormatOTLP, "", "", Limits{MaxDecompressed: 1 << 20})
 		if err != nil {
@@ -89,6 +95,61 @@ func FuzzDecodeOTLP(f *testing.F) {
 			if d.Profile == nil || d.Kind == "" {
 				t.Fatalf("decoded %+v", d)
 			}
+			if tl := d.Timeline; tl != nil {
+				m := stackMap{}
+				m.addProfile(d.Profile)
+				sums := make([]int64, tl.Stacks)
+				tl.Range(0, tl.Span()+1, sums)
+				var sum int64
+				for _, v := range sums {
+					sum += v
+				}
+				if sum != m.total() {
+					t.Fatalf("timeline total %d, profile %d", sum, m.total())
+				}
+				b, err := tl.Encode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := DecodeTimeline(b); err != nil {
+					t.Fatalf("timeline does not read back: %v", err)
+				}
+			}
 		}
 	})
+}
+
+// TestDecodeOTLPTimeline: samples with a timestamp per value give a
+// timeline (the OpenTelemetry eBPF profiler sends them so); one sample
+// without timestamps means none.
+func TestDecodeOTLPTimeline(t *testing.T) {
+	ps := otlpSample(t)
+	p := ps.ResourceProfiles().At(0).ScopeProfiles().At(0).Profiles().At(0)
+	const t0 = 1_764_000_000_000_000_000
+	p.Samples().At(0).TimestampsUnixNano().Append(t0+100_000_000, t0+1_500_000_000)
+	p.Samples().At(1).TimestampsUnixNano().Append(t0 + 500_000_000)
+	pb, err := (&pprofile.ProtoMarshaler{}).MarshalProfiles(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := Decode(pb, FormatOTLP, "", "", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := ds[0].Timeline
+	if tl == nil {
+		t.Fatalf("no timeline: %s", ds[0].NoTimeline)
+	}
+	// Stacks in stored order: "main" (0), "main;work;helper" (1).
+	want := []TimedSample{{0, 1, 60}, {400_000, 0, 30}, {1_400_000, 1, 40}}
+	if !reflect.DeepEqual(tl.Samples, want) || tl.Origin != (t0+100_000_000)/1000 || tl.Stacks != 2 {
+		t.Fatalf("timeline %+v", tl)
+	}
+	// Without timestamps on one sample: no timeline, the profile as before.
+	ps = otlpSample(t)
+	ps.ResourceProfiles().At(0).ScopeProfiles().At(0).Profiles().At(0).Samples().At(0).TimestampsUnixNano().Append(t0)
+	pb, _ = (&pprofile.ProtoMarshaler{}).MarshalProfiles(ps)
+	if ds, err = Decode(pb, FormatOTLP, "", "", Limits{}); err != nil || ds[0].Timeline != nil || foldedText(t, ds[0].Profile) != "main 30\nmain;work;helper 100\n" {
+		t.Fatalf("partly timed: %v, timeline %v", err, ds[0].Timeline != nil)
+	}
 }

@@ -352,7 +352,35 @@ func perfTimeline(raw []byte, p *flame.Profile) (*Timeline, error) {
 		}
 		perKey[k] = &keyed{strings.Join(s.Stack[:n-1], ";"), s.Value}
 	}
-	// Index the stacks as the store orders them.
+	entries := make([]timedEntry, 0, len(blocks))
+	for _, b := range blocks {
+		kv := perKey[b.key]
+		if kv == nil {
+			continue // filtered out by the collapser (another event type)
+		}
+		entries = append(entries, timedEntry{b.ts, kv.stack, kv.value})
+	}
+	return buildTimeline(entries, p)
+}
+
+// timedEntry is one sample on its way into a Timeline: its time in
+// microseconds on the capturing clock, its folded stack and its value.
+type timedEntry struct {
+	ts    int64
+	stack string
+	value int64
+}
+
+// buildTimeline indexes entries by the stacks of p in stored (sorted)
+// order, checks that they add up to p stack for stack, sorts them by time
+// and makes the times offsets from the first.
+func buildTimeline(entries []timedEntry, p *flame.Profile) (*Timeline, error) {
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%w: no samples", errNoTimeline)
+	}
+	if len(entries) > MaxTimelineSamples {
+		return nil, fmt.Errorf("%w: more than %d samples", errNoTimeline, MaxTimelineSamples)
+	}
 	want := stackMap{}
 	want.addProfile(p)
 	names := make([]string, 0, len(want))
@@ -366,35 +394,31 @@ func perfTimeline(raw []byte, p *flame.Profile) (*Timeline, error) {
 	for i, k := range names {
 		index[k] = int32(i)
 	}
-	t := &Timeline{Stacks: len(names)}
+	t := &Timeline{Stacks: len(names), Samples: make([]TimedSample, 0, len(entries))}
 	got := stackMap{}
-	for _, b := range blocks {
-		kv := perKey[b.key]
-		if kv == nil {
-			continue // filtered out by the collapser (another event type)
-		}
-		i, ok := index[kv.stack]
+	for _, e := range entries {
+		i, ok := index[e.stack]
 		if !ok {
-			return nil, fmt.Errorf("%w: stack %.80q is not in the profile", errNoTimeline, kv.stack)
+			return nil, fmt.Errorf("%w: stack %.80q is not in the profile", errNoTimeline, e.stack)
 		}
-		got[kv.stack] += kv.value
-		t.Samples = append(t.Samples, TimedSample{Offset: b.ts, Stack: i, Value: kv.value})
+		got[e.stack] += e.value
+		t.Samples = append(t.Samples, TimedSample{Offset: e.ts, Stack: i, Value: e.value})
 	}
-	if len(got) != len(want) {
-		return nil, fmt.Errorf("%w: %d stacks in the samples, %d in the profile", errNoTimeline, len(got), len(want))
+	if len(got) != len(names) {
+		return nil, fmt.Errorf("%w: %d stacks in the samples, %d in the profile", errNoTimeline, len(got), len(names))
 	}
-	for k, v := range want {
-		if got[k] != v {
-			return nil, fmt.Errorf("%w: stack %.80q counts %d in the samples and %d in the profile", errNoTimeline, k, got[k], v)
+	for _, k := range names {
+		if got[k] != want[k] {
+			return nil, fmt.Errorf("%w: stack %.80q counts %d in the samples and %d in the profile", errNoTimeline, k, got[k], want[k])
 		}
 	}
 	sort.SliceStable(t.Samples, func(i, j int) bool { return t.Samples[i].Offset < t.Samples[j].Offset })
 	t.Origin = t.Samples[0].Offset
+	if span := uint64(t.Samples[len(t.Samples)-1].Offset) - uint64(t.Origin); span > MaxTimelineSpan {
+		return nil, fmt.Errorf("%w: the samples span %.0f s, more than %d s", errNoTimeline, float64(span)/1e6, MaxTimelineSpan/1_000_000)
+	}
 	for i := range t.Samples {
 		t.Samples[i].Offset -= t.Origin
-	}
-	if t.Span() > MaxTimelineSpan {
-		return nil, fmt.Errorf("%w: the samples span %.0f s, more than %d s", errNoTimeline, float64(t.Span())/1e6, MaxTimelineSpan/1_000_000)
 	}
 	return t, nil
 }

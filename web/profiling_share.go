@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path"
@@ -124,24 +123,31 @@ func (p *profilingWeb) share(w http.ResponseWriter, r *http.Request) {
 	view.RawQuery = q.Encode()
 	// Render the view through the server's own routes, with the caller's
 	// credentials, so a share shows exactly what an export would.
-	req := httptest.NewRequestWithContext(r.Context(), http.MethodGet, view.RequestURI(), nil)
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, view.RequestURI(), nil)
+	if err != nil {
+		Error(w, http.StatusBadRequest, "view: "+err.Error())
+		return
+	}
+	req.RequestURI = view.RequestURI()
 	req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	rec := httptest.NewRecorder()
+	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
 	p.s.mux.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
+	if rec.code != http.StatusOK {
 		var e struct {
 			Error string `json:"error"`
 		}
-		json.Unmarshal(rec.Body.Bytes(), &e)
-		Error(w, rec.Code, "view: "+strings.TrimSpace(e.Error))
+		if json.Unmarshal(rec.body.Bytes(), &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(rec.code)
+		}
+		Error(w, rec.code, "view: "+strings.TrimSpace(e.Error))
 		return
 	}
-	link, err := p.publish(r.Context(), rec.Body.Bytes())
+	link, err := p.publish(r.Context(), rec.body.Bytes())
 	if err != nil {
 		Error(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"url": link, "bytes": rec.Body.Len()})
+	WriteJSON(w, http.StatusOK, map[string]any{"url": link, "bytes": rec.body.Len()})
 }
 
 // publish POSTs the offline HTML to the share service and returns its link.
