@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 )
@@ -28,13 +29,26 @@ func TestScorecardBars(t *testing.T) {
 		t.Errorf("error recall %.3f, slow recall %.3f, rare-key coverage %.3f, completeness %.4f",
 			tail.ErrorRecall, tail.SlowRecall, tail.RareCoverage, tail.Completeness)
 	}
-	// Representativeness is statistical: each of ~100 keys misses 3 standard
-	// errors with a probability of about 1% (skewed Horvitz-Thompson sums of
-	// few items), and decisions depend on wall-clock timing, so one run can
-	// land just under the 99% bar. Three misses out of ~100 keys would be a
-	// real bias.
-	if tail.Representativeness < 0.97 {
-		t.Errorf("representativeness %.3f: estimates off for %v", tail.Representativeness, tail.OffKeys)
+	// Representativeness is statistical. The 99%-of-keys bar is logged
+	// above; what must hold on every run is that the estimates are
+	// unbiased: (1) the count misses are no more than an exactly unbiased
+	// sampler with the same keep probabilities makes (ExpectedOffKeys,
+	// about 0.4-0.6 keys per run here: a key with a handful of kept traces
+	// at 1/p each has a skewed estimate, so it leaves 3 standard errors
+	// more often than 0.27%); for a Poisson count of mean below 0.7,
+	// 4 or more misses happen in under 0.6% of runs; and (2) the misses do
+	// not lean one way: the standardized sum of the keys' errors is about
+	// standard normal for unbiased adjusted counts.
+	t.Logf("representativeness %.4f (bar %.2f): %d keys off, %.2f expected from an unbiased sampler, bias z %.2f; off: %v",
+		tail.Representativeness, BarRepresentative, len(tail.OffKeys), tail.ExpectedOffKeys, tail.CountBiasZ, tail.OffKeys)
+	if tail.ExpectedOffKeys > 1 {
+		t.Errorf("%.2f keys expected off even for an unbiased sampler: too many keys with a handful of kept traces", tail.ExpectedOffKeys)
+	}
+	if len(tail.OffKeys) > 3 {
+		t.Errorf("%d estimates off by more than 3 standard errors (an unbiased sampler: %.2f): %v", len(tail.OffKeys), tail.ExpectedOffKeys, tail.OffKeys)
+	}
+	if math.Abs(tail.CountBiasZ) > 4 {
+		t.Errorf("count estimates biased: standardized sum of errors %.2f", tail.CountBiasZ)
 	}
 	// A short run keeps a lot: each key's first 20 traces (learning) and
 	// everything before the dynamic sampler's first wall-clock interval.

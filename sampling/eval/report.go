@@ -28,7 +28,7 @@ func (r *Result) Rows() []Row {
 		{Group: "overhead", Measure: "bytes kept", Tail: pct(t.ByteFraction), Head: pct(h.ByteFraction)},
 		{Group: "overhead", Measure: "CPU s per million spans (whole eval process)", Tail: fmt.Sprintf("%.1f", t.CPUSecondsPerMillionSpans), Head: "-"},
 		{Group: "overhead", Measure: "peak heap above start (whole eval process)", Tail: mib(t.PeakHeapBytes), Head: "-"},
-		{Group: "overhead", Measure: "peak buffered span bytes (estimate)", Tail: mib(t.PeakBufferedBytes), Head: "-"},
+		{Group: "overhead", Measure: "peak buffered bytes (real allocations)", Tail: mib(t.PeakBufferedBytes), Head: "-"},
 		{Group: "overhead", Measure: "p99 decision delay", Tail: t.DecisionDelayP99.Round(time.Millisecond).String(), Head: "0"},
 		{Group: "what matters", Measure: fmt.Sprintf("error-trace recall (%d errors)", t.ErrorTraces), Bar: "= 1.0", Tail: num(t.ErrorRecall), Head: num(h.ErrorRecall), TailOK: bar(t.ErrorRecall, BarErrorRecall), HeadOK: bar(h.ErrorRecall, BarErrorRecall)},
 		{Group: "what matters", Measure: fmt.Sprintf("recall of traces slower than their key's p99 (%d)", t.SlowTraces), Bar: ">= 0.99", Tail: num(t.SlowRecall), Head: num(h.SlowRecall), TailOK: bar(t.SlowRecall, BarSlowRecall), HeadOK: bar(h.SlowRecall, BarSlowRecall)},
@@ -37,6 +37,8 @@ func (r *Result) Rows() []Row {
 		{Group: "representative", Measure: fmt.Sprintf("keys with count within 3 SE (%d keys)", t.Keys), Tail: pct(t.CountWithin3SE), Head: pct(h.CountWithin3SE)},
 		{Group: "representative", Measure: "keys with error count within 3 SE", Tail: pct(t.ErrorCountWithin3SE), Head: pct(h.ErrorCountWithin3SE)},
 		{Group: "representative", Measure: "keys with median latency within 3 SE", Tail: pct(t.MedianWithin3SE), Head: pct(h.MedianWithin3SE)},
+		{Group: "representative", Measure: "keys off by > 3 SE expected from an unbiased sampler (count)", Tail: fmt.Sprintf("%.2f", t.ExpectedOffKeys), Head: fmt.Sprintf("%.2f", h.ExpectedOffKeys)},
+		{Group: "representative", Measure: "count bias z (about N(0,1) when unbiased)", Tail: fmt.Sprintf("%+.2f", t.CountBiasZ), Head: fmt.Sprintf("%+.2f", h.CountBiasZ)},
 		{Group: "representative", Measure: "all three (the least)", Bar: ">= 99%", Tail: pct(t.Representativeness), Head: pct(h.Representativeness), TailOK: bar(t.Representativeness, BarRepresentative), HeadOK: bar(h.Representativeness, BarRepresentative)},
 	}
 }

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"sort"
@@ -58,6 +59,17 @@ type Scorecard struct {
 	// OffKeys lists the keys whose estimates were off by more than 3
 	// standard errors, and which estimate.
 	OffKeys []string `json:"off_keys,omitempty"`
+	// ExpectedOffKeys is how many keys' count estimates an exactly unbiased
+	// sampler with the same keep probabilities puts outside 3 standard
+	// errors, on average (by simulation). With few kept traces in a key the
+	// Horvitz-Thompson estimate is skewed (a few lucky keeps at 1/p each), so
+	// a key misses more often than the 0.27% of a normal distribution;
+	// compare the count misses against this, not against zero.
+	ExpectedOffKeys float64 `json:"expected_off_keys"`
+	// CountBiasZ is the sum over keys of (estimate - truth) / SE, divided by
+	// the square root of the number of keys: about standard normal when the
+	// adjusted counts are unbiased, far from 0 when they are not.
+	CountBiasZ float64 `json:"count_bias_z"`
 
 	LateSpansKept, LateSpansDropped int64
 	StressActivations               int64
@@ -222,6 +234,9 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 	sc.SlowRecall = ratio(sc.SlowKept, sc.SlowTraces)
 	sc.Completeness = ratio(sc.Complete, sc.KeptTraces)
 	var countOK, errOK, medOK int
+	var zSum float64
+	var zKeys int
+	rng := rand.New(rand.NewPCG(w.Config.Seed, 0x3e))
 	for key, a := range keys {
 		if a.n < RareKeyMaxTraces {
 			sc.RareKeys++
@@ -237,6 +252,11 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 				errs.add(out[i], 1)
 			}
 		}
+		if se := math.Sqrt(cnt.variance); se > 0 && !cnt.impossible {
+			zSum += (cnt.est - cnt.truth) / se
+			zKeys++
+		}
+		sc.ExpectedOffKeys += simulatedMiss(rng, out, a.idx)
 		if cnt.within() {
 			countOK++
 		} else {
@@ -254,12 +274,45 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 		}
 	}
 	sort.Strings(sc.OffKeys)
+	if zKeys > 0 {
+		sc.CountBiasZ = zSum / math.Sqrt(float64(zKeys))
+	}
 	sc.RareCoverage = ratio(sc.RareCovered, sc.RareKeys)
 	sc.CountWithin3SE = ratio(countOK, sc.Keys)
 	sc.ErrorCountWithin3SE = ratio(errOK, sc.Keys)
 	sc.MedianWithin3SE = ratio(medOK, sc.Keys)
 	sc.Representativeness = math.Min(sc.CountWithin3SE, math.Min(sc.ErrorCountWithin3SE, sc.MedianWithin3SE))
 	return sc
+}
+
+// simulatedMiss is the probability that an unbiased sampler keeping each of
+// the key's traces with its recorded probability puts the key's count
+// estimate outside 3 standard errors (estimated from 1000 simulated samples).
+func simulatedMiss(rng *rand.Rand, out []kept, idx []int) float64 {
+	var e estimate
+	for _, i := range idx {
+		e.add(kept{p: out[i].p}, 1)
+	}
+	if e.impossible || e.variance == 0 {
+		return 0
+	}
+	const sims = 1000
+	miss := 0
+	for s := 0; s < sims; s++ {
+		sim := e
+		sim.est = 0
+		for _, i := range idx {
+			if p := out[i].p; p < 1 && rng.Float64() < p {
+				sim.est += 1 / p
+			} else if p >= 1 {
+				sim.est++
+			}
+		}
+		if !sim.within() {
+			miss++
+		}
+	}
+	return float64(miss) / sims
 }
 
 // medianWithin checks the key's true median against the weighted sample:
