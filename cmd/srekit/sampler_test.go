@@ -32,7 +32,8 @@ func TestSamplerCheckAndBadConfig(t *testing.T) {
 }
 
 // TestSamplerRunsAndStops starts `srekit sampler` on loopback ports, reads
-// its metrics, and stops it with SIGTERM.
+// its metrics, reloads its policies (file change, SIGHUP, invalid file) and
+// stops it with SIGTERM.
 func TestSamplerRunsAndStops(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "s.yaml")
 	os.WriteFile(cfg, []byte("receivers: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\nmetrics: 127.0.0.1:0\n"), 0o644)
@@ -85,6 +86,10 @@ func TestSamplerRunsAndStops(t *testing.T) {
 	os.WriteFile(cfg, []byte("receivers: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\nmetrics: 127.0.0.1:0\npolicies: [{name: all, probabilistic: {percent: 100}}]\n"), 0o644)
 	waitMetric(`srekit_sampler_config_reloads_total{result="ok"} 1`)
 	waitMetric(`srekit_sampler_policy_traces_total{outcome="kept",policy="all"} 0`)
+	// SIGHUP reloads too, with the file unchanged (the change watcher has
+	// nothing to see, so the second reload is the signal's).
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitMetric(`srekit_sampler_config_reloads_total{result="ok"} 2`)
 	time.Sleep(1100 * time.Millisecond)
 	os.WriteFile(cfg, []byte("policies: [{name: all, probabilistic: {percent: 500}}]\n"), 0o644)
 	waitMetric(`srekit_sampler_config_reloads_total{result="error"} 1`)
