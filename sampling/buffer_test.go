@@ -1,9 +1,13 @@
 package sampling
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // keepErrors keeps traces with an error, drops the rest.
@@ -234,4 +238,89 @@ func TestBufferAccountsRealBytes(t *testing.T) {
 	if len(k.spans) != 25 {
 		t.Fatalf("kept %d traces, want the 25 with errors", len(k.spans))
 	}
+}
+
+// TestKeptSpansRoundTrip: a kept trace goes out as it came in (resources,
+// scopes, schema URLs, attributes, events, links, status) but for the
+// threshold written into its tracestate.
+func TestKeptSpansRoundTrip(t *testing.T) {
+	in := traces(
+		spanSpec{service: "api", name: "GET", trace: tid(1, 1), id: 1, events: []string{"exception"}, attrs: map[string]any{"k": []any{int64(1), "x"}}},
+		spanSpec{service: "db", name: "q", trace: tid(1, 1), id: 2, parent: 1, err: true})
+	rs := in.ResourceSpans().At(0)
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+	rs.ScopeSpans().At(0).Scope().SetName("lib")
+	rs.ScopeSpans().At(0).Scope().SetVersion("1.2")
+	rs.ScopeSpans().At(0).SetSchemaUrl("scope-schema")
+	sp := rs.ScopeSpans().At(0).Spans().At(0)
+	sp.Links().AppendEmpty().SetTraceID(tid(9, 9))
+	sp.Status().SetMessage("boom")
+	sp.TraceState().FromRaw("vendor=1")
+	want := ptrace.NewTraces()
+	in.CopyTo(want)
+
+	var got []ptrace.Traces
+	b := NewBuffer(BufferConfig{}, func(*Trace, Trigger) Decision {
+		return Decision{Keep: true, Threshold: ProbabilityThreshold(0.25)}
+	}, func(body []byte, _ int) {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, td)
+	})
+	b.Add(in)
+	b.Flush()
+	if len(got) != 1 || got[0].SpanCount() != 2 {
+		t.Fatalf("emitted %d batches", len(got))
+	}
+	// Compare span by span, ignoring the tracestate, which must carry the threshold.
+	find := func(td ptrace.Traces, id uint64) (ptrace.ResourceSpans, ptrace.ScopeSpans, ptrace.Span) {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			r := td.ResourceSpans().At(i)
+			for j := 0; j < r.ScopeSpans().Len(); j++ {
+				s := r.ScopeSpans().At(j)
+				for k := 0; k < s.Spans().Len(); k++ {
+					if s.Spans().At(k).SpanID() == sid(id) {
+						return r, s, s.Spans().At(k)
+					}
+				}
+			}
+		}
+		t.Fatalf("span %d not emitted", id)
+		return ptrace.ResourceSpans{}, ptrace.ScopeSpans{}, ptrace.Span{}
+	}
+	for _, id := range []uint64{1, 2} {
+		wr, ws, wsp := find(want, id)
+		gr, gs, gsp := find(got[0], id)
+		if ts := gsp.TraceState().AsRaw(); !strings.HasPrefix(ts, "ot=th:c") {
+			t.Errorf("span %d tracestate %q: want the 25%% threshold first", id, ts)
+		}
+		if id == 1 && !strings.Contains(gsp.TraceState().AsRaw(), "vendor=1") {
+			t.Errorf("other tracestate members lost: %q", gsp.TraceState().AsRaw())
+		}
+		wsp.TraceState().FromRaw("")
+		gsp.TraceState().FromRaw("")
+		for _, pair := range [][2]any{
+			{wr.Resource().Attributes().AsRaw(), gr.Resource().Attributes().AsRaw()},
+			{wr.SchemaUrl(), gr.SchemaUrl()}, {ws.SchemaUrl(), gs.SchemaUrl()},
+			{ws.Scope().Name() + "@" + ws.Scope().Version(), gs.Scope().Name() + "@" + gs.Scope().Version()},
+		} {
+			if fmt.Sprint(pair[0]) != fmt.Sprint(pair[1]) {
+				t.Errorf("span %d: %v became %v", id, pair[0], pair[1])
+			}
+		}
+		wb, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(single(wsp))
+		gb, _ := (&ptrace.ProtoMarshaler{}).MarshalTraces(single(gsp))
+		if !bytes.Equal(wb, gb) {
+			t.Errorf("span %d changed on the way through", id)
+		}
+	}
+}
+
+// single wraps a copy of one span in its own Traces.
+func single(sp ptrace.Span) ptrace.Traces {
+	td := ptrace.NewTraces()
+	sp.CopyTo(td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty())
+	return td
 }

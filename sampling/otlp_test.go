@@ -197,6 +197,22 @@ func FuzzDecodeOTLP(f *testing.F) {
 	js, _ := req.MarshalJSON()
 	f.Add(pb, false)
 	f.Add(js, true)
+	// Several traces under several resources and scopes, with events,
+	// links, status, tracestate and schema URLs.
+	rich := traces(
+		spanSpec{service: "api", name: "GET", trace: tid(1, 1), id: 1, events: []string{"exception"}},
+		spanSpec{service: "db", name: "q", trace: tid(2, 2), id: 2, parent: 1, err: true, attrs: map[string]any{"http.response.status_code": 503.0}},
+		spanSpec{service: "api", name: "POST", trace: tid(3, 3), id: 3, attrs: map[string]any{"k": []any{1, "x", map[string]any{"n": true}}}})
+	rs := rich.ResourceSpans().At(0)
+	rs.SetSchemaUrl("https://opentelemetry.io/schemas/1.26.0")
+	rs.ScopeSpans().At(0).Scope().SetName("lib")
+	rs.ScopeSpans().At(0).SetSchemaUrl("s")
+	sp0 := rs.ScopeSpans().At(0).Spans().At(0)
+	sp0.TraceState().FromRaw("ot=th:8;rv:c0000000000000,vendor=1")
+	sp0.Links().AppendEmpty().SetTraceID(tid(9, 9))
+	sp0.Status().SetMessage("boom")
+	richPB, _ := ptraceotlp.NewExportRequestFromTraces(rich).MarshalProto()
+	f.Add(richPB, false)
 	f.Add([]byte{0x0a, 0xff, 0x01}, false)
 	f.Add([]byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz","endTimeUnixNano":"-5"}]}]}]}`), true)
 	f.Fuzz(func(t *testing.T, data []byte, isJSON bool) {
