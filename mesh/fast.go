@@ -175,11 +175,11 @@ type fastConn struct {
 	waitSince  atomic.Int64 // when the request started waiting (unix ns); 0: not waiting
 	watchState atomic.Int32 // watchOff, watchOn or watchBarred
 	watchDone  chan struct{}
-	one       [1]byte
-	oneRead   bool
-	gone      atomic.Bool
-	upMu      sync.Mutex
-	upstream  *h1Conn // the backend connection an attempt waits on
+	one        [1]byte
+	oneRead    bool
+	gone       atomic.Bool
+	upMu       sync.Mutex
+	upstream   *h1Conn // the backend connection an attempt waits on
 }
 
 const watchAfter = 50 * time.Millisecond

@@ -14,6 +14,7 @@
 # FRACTION (share of the lowest maximum for the latency run, default 0.5),
 # RATE (requests/s for the latency run instead of FRACTION of the maximum),
 # ROUNDS (latency rounds, targets interleaved, default 3; RATE_SECONDS each),
+# TP_ROUNDS (throughput rounds, targets interleaved, default 3),
 # PARTS (any of "throughput latency regions", default all three),
 # WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2),
 # BASE_PORT (first of the loopback ports used, default 27180).
@@ -24,6 +25,7 @@ RATE_SECONDS=${RATE_SECONDS:-5}
 WORKERS=${WORKERS:-2}
 FRACTION=${FRACTION:-0.5}
 ROUNDS=${ROUNDS:-3}
+TP_ROUNDS=${TP_ROUNDS:-3}
 REGION_SECONDS=${REGION_SECONDS:-10}
 PARTS=${PARTS:-"throughput latency regions"}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -123,19 +125,30 @@ cpu_ticks() {
 HZ=$(getconf CLK_TCK)
 declare -A MAX CPU
 declare -A PID_OF=([direct]=$BE_PID [srekit]=$SK_PID [haproxy]=$HA_PID [nginx]=$NG_PID)
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
-echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s) and the proxy's CPU per request"
+echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, $TP_ROUNDS rounds, targets interleaved; median of rounds) and the proxy's CPU per request"
 for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
-  name=${n%%:*}; addr=${n#*:}
-  wrk -t2 -c64 -d2s "http://$addr/" >/dev/null 2>&1 || true   # warm pools
-  c0=$(cpu_ticks "${PID_OF[$name]}")
-  out=$(wrk -t2 -c64 -d"${DURATION}s" "http://$addr/")
-  c1=$(cpu_ticks "${PID_OF[$name]}")
-  MAX[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  CPU[$name]=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  printf "%-8s %10.0f requests/s   %6s CPU us/request (%s)\n" "$name" "${MAX[$name]}" "${CPU[$name]}" \
+  wrk -t2 -c64 -d2s "http://${n#*:}/" >/dev/null 2>&1 || true   # warm pools
+done
+declare -A ALLMAX ALLCPU
+for r in $(seq "$TP_ROUNDS"); do
+  for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
+    name=${n%%:*}; addr=${n#*:}
+    c0=$(cpu_ticks "${PID_OF[$name]}")
+    out=$(wrk -t2 -c64 -d"${DURATION}s" "http://$addr/")
+    c1=$(cpu_ticks "${PID_OF[$name]}")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    ALLMAX[$name]+="$rps "; ALLCPU[$name]+="$cpu "
+    printf "round %d %-8s %10.0f requests/s   %6s CPU us/request   load average %s\n" "$r" "$name" "$rps" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
+  done
+done
+for name in direct srekit haproxy nginx; do
+  MAX[$name]=$(median <<<"${ALLMAX[$name]}"); CPU[$name]=$(median <<<"${ALLCPU[$name]}")
+  printf "%-8s median %10.0f requests/s   %6s CPU us/request (%s)\n" "$name" "${MAX[$name]}" "${CPU[$name]}" \
     "$([ $name = direct ] && echo backend || echo proxy only)"
 done
 echo "CPU per request srekit/haproxy: $(ratio "${CPU[srekit]}" "${CPU[haproxy]}")   srekit/nginx: $(ratio "${CPU[srekit]}" "${CPU[nginx]}")"
@@ -159,7 +172,6 @@ for r in $(seq "$ROUNDS"); do
     printf "round %d %-8s %s cpu_us_per_request=%s\n" "$r" "$name" "$out" "$cpu"
   done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 for name in direct srekit haproxy nginx; do
   P50[$name]=$(median <<<"${ALL50[$name]}"); P99[$name]=$(median <<<"${ALL99[$name]}")
   printf "%-8s median p50 %8.3f ms  p99 %8.3f ms\n" "$name" "${P50[$name]}" "${P99[$name]}"
