@@ -273,4 +273,28 @@ func TestOTLPProfilesIngest(t *testing.T) {
 	if code, _ := post(t, base+"/v1development/profiles", "application/x-protobuf", []byte("\xff\xff\xff"), pfToken); code != 400 {
 		t.Fatalf("bad OTLP body: %d", code)
 	}
+	if ss[0].HasTimeline {
+		t.Fatal("an OTLP profile without sample timestamps got a timeline")
+	}
+	// With a timestamp per sample (as the OTel eBPF profiler sends), the
+	// snapshot gets the sub-second view.
+	s.Values().FromRaw([]int64{400, 600})
+	s.TimestampsUnixNano().Append(1_764_000_000_000_000_000, 1_764_000_002_500_000_000)
+	if body, err = (&pprofile.ProtoMarshaler{}).MarshalProfiles(ps); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := post(t, base+"/v1development/profiles", "application/x-protobuf", body, pfToken); code != 200 {
+		t.Fatalf("timed OTLP: %d %q", code, msg)
+	}
+	getJSON(t, base+"/api/v1/profiling/snapshots?query=otel-svc", &ss) // newest first
+	if len(ss) != 2 || ss[1].HasTimeline {
+		t.Fatalf("stored: %+v", ss)
+	}
+	var hm struct {
+		Grid profiling.Grid `json:"grid"`
+	}
+	getJSON(t, fmt.Sprintf("%s/api/v1/profiling/snapshots/%d/heatmap", base, ss[0].ID), &hm)
+	if !ss[0].HasTimeline || hm.Grid.Samples != 2 || hm.Grid.Columns != 3 || hm.Grid.Cells[2][25] != 1 {
+		t.Fatalf("timed OTLP: timeline %v, grid %+v", ss[0].HasTimeline, hm.Grid)
+	}
 }
