@@ -47,11 +47,15 @@ policies of the config file, and exports the kept spans over OTLP.
 
 Every kept span carries the applied OpenTelemetry sampling threshold
 (tracestate ot=th:...), so backends can count with adjusted counts.
-Memory is bounded by buffer.max_memory in bytes; under pressure the oldest
-traces are decided early, then stress relief samples statelessly by trace ID.
+Spans are buffered in their protobuf encoding. Memory is bounded by
+buffer.max_memory in real bytes (buffered spans, per-trace records, decision
+caches), and the Go memory limit is set to max_memory + 32MiB so the process
+tracks it; under pressure the oldest traces are decided early, then stress
+relief samples statelessly by trace ID.
 
 Prometheus metrics are served on the 'metrics' address (/metrics), with a
-JSON status on /status and Go profiles on /debug/pprof/. Send SIGHUP (or edit the file) to reload policies.
+JSON status on /status and Go profiles on /debug/pprof/. Send SIGHUP (or
+edit the file) to reload the policies (other settings need a restart).
 
 See 'srekit sampler check' to validate a config and 'srekit sampler eval'
 for the scorecard against head sampling.`,
