@@ -281,6 +281,12 @@ func (fc *fastConn) serve() {
 				return
 			}
 		}
+		if deadline {
+			// The head came in pieces under read_header_timeout; that
+			// deadline must not cut a hang-up watch short.
+			fc.rdl = time.Time{}
+			fc.nc.SetReadDeadline(fc.rdl)
+		}
 		if parseRequestHead(head, &fc.h) != nil {
 			fc.handOff()
 			return

@@ -336,3 +336,40 @@ func TestFastPathKeepsServingAfterHangUps(t *testing.T) {
 		t.Errorf("client_closed requests: %d, want 5 (the slow ones)", n)
 	}
 }
+
+// TestFastPathHeadInPiecesAndSlowClients checks a head that arrives in
+// pieces is served, and one that never completes is cut off after
+// read_header_timeout.
+func TestFastPathHeadInPiecesAndSlowClients(t *testing.T) {
+	b := newRawBackend(t)
+	y := strings.Replace(parityYAML, "max_header_bytes: 4096,", "max_header_bytes: 4096, read_header_timeout: 300ms,", 1)
+	m, _ := startMesh(t, y, map[string]string{"raw": b.addr, "slow": "false"})
+	c, err := net.Dial("tcp", m.Addrs()[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	for _, part := range []string{"GET /pie", "ces HTTP/1.1\r\nHo", "st: raw.example\r\n", "\r\n"} {
+		io.WriteString(c, part)
+		time.Sleep(30 * time.Millisecond)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || string(body) != "hello /pieces\n" {
+		t.Fatalf("head in pieces: %d %q", res.StatusCode, body)
+	}
+	// Now a slow client: half a head, then nothing.
+	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: raw")
+	startWait := time.Now()
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("an incomplete head got an answer")
+	}
+	if waited := time.Since(startWait); waited > 4*time.Second {
+		t.Fatalf("an incomplete head held the connection for %v", waited)
+	}
+}
