@@ -820,45 +820,45 @@ func encodeSegs(dst []byte, segs []seg, st *stamper) ([]byte, int) {
 	return dst, spans
 }
 
-// forAllFields calls fn with each field of a validated message.
-func forAllFields(b []byte, fn func(f *field)) {
-	for len(b) > 0 {
-		f, rest, ok := nextField(b)
-		if !ok {
-			return
-		}
-		fn(&f)
-		b = rest
-	}
-}
-
 func isTraceState(f *field) bool { return f.num == 3 && f.typ == protowire.BytesType }
 
+// spanSize is the size of span sp once its tracestate is replaced.
 func (st *stamper) spanSize(sp []byte) int {
 	size := 0
 	var ts []byte
-	forAllFields(sp, func(f *field) {
-		if isTraceState(f) {
+	for b := sp; len(b) > 0; {
+		f, rest, ok := nextField(b)
+		if !ok {
+			break
+		}
+		b = rest
+		if isTraceState(&f) {
 			ts = f.v
-			return
+			continue
 		}
 		size += len(f.raw)
-	})
+	}
 	if out := st.state(ts); out != "" {
 		size += lenField(len(out))
 	}
 	return size
 }
 
+// appendSpan appends span sp with its tracestate replaced.
 func (st *stamper) appendSpan(dst, sp []byte) []byte {
 	var ts []byte
-	forAllFields(sp, func(f *field) {
-		if isTraceState(f) {
+	for b := sp; len(b) > 0; {
+		f, rest, ok := nextField(b)
+		if !ok {
+			break
+		}
+		b = rest
+		if isTraceState(&f) {
 			ts = f.v
-			return
+			continue
 		}
 		dst = append(dst, f.raw...)
-	})
+	}
 	if out := st.state(ts); out != "" {
 		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
 		dst = protowire.AppendString(dst, out)
