@@ -252,15 +252,12 @@ func (p *pending) keep(segs []seg, th Threshold, rv uint64, writeRV bool) {
 
 // Add buffers the spans of td. It encodes td and goes through AddRequest;
 // receivers call AddRequest with the body as it came.
-func (b *Buffer) Add(td ptrace.Traces) {
+func (b *Buffer) Add(td ptrace.Traces) error {
 	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err == nil {
-		err = b.AddRequest(body)
-	}
 	if err != nil {
-		// A request built by pdata always validates.
-		panic("sampling: pdata request does not validate: " + err.Error())
+		return err
 	}
+	return b.AddRequest(body)
 }
 
 // AddRequest validates an encoded OTLP ExportTraceServiceRequest, splits

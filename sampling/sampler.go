@@ -83,14 +83,12 @@ func (s *Sampler) Exporter() *Exporter { return s.exporter }
 
 // Consume buffers decoded traces (encoding them first); receivers use
 // ConsumeRequest.
-func (s *Sampler) Consume(td ptrace.Traces) {
+func (s *Sampler) Consume(td ptrace.Traces) error {
 	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err == nil {
-		err = s.ConsumeRequest(body)
-	}
 	if err != nil {
-		panic("sampling: pdata request does not validate: " + err.Error())
+		return err
 	}
+	return s.ConsumeRequest(body)
 }
 
 // ConsumeRequest validates an encoded OTLP ExportTraceServiceRequest and
