@@ -16,13 +16,15 @@ import (
 // The sampler keeps buffered spans in their OTLP protobuf encoding, not as
 // decoded pdata: a span costs its wire size plus a few bytes of framing,
 // instead of several hundred bytes of structs, maps and pointers for the
-// garbage collector to trace. A request is split by trace into fragments:
-// each fragment is one or more ResourceSpans fields (field 1 of an
-// ExportTraceServiceRequest) holding only that trace's spans, under copies
-// of their resource and scope. Because a request is nothing but repeated
-// field 1, fragments concatenated are an export body as they stand.
-// What the policies look at (root, times, errors, names) is read from the
-// bytes once, as they arrive, into a small per-fragment summary.
+// garbage collector to trace. A request is validated and split by trace
+// into fragments: each fragment holds, per run of spans under one resource
+// and scope, the encoded span fields (one exact allocation per run) and a
+// reference to the run's header (the encoded resource and scope, interned
+// per buffer shard). What the policies look at (root, times, errors, names)
+// is read from the bytes once, as they arrive, into a small summary. On
+// export, encodeSegs writes each run back as a ResourceSpans field; since an
+// ExportTraceServiceRequest is nothing but repeated field 1, the runs of
+// many traces concatenate into one export body without decoding anything.
 
 // ---- reading the wire format ----
 
@@ -864,22 +866,4 @@ func (st *stamper) appendSpan(dst, sp []byte) []byte {
 		dst = protowire.AppendString(dst, out)
 	}
 	return dst
-}
-
-// spanCountOf counts the spans of a validated request body.
-func spanCountOf(body []byte) int {
-	n := 0
-	forFields(body, func(num int32, rs []byte) {
-		forFields(rs, func(num int32, ss []byte) {
-			if num != 2 {
-				return
-			}
-			forFields(ss, func(num int32, _ []byte) {
-				if num == 2 {
-					n++
-				}
-			})
-		})
-	})
-	return n
 }
