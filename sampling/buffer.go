@@ -274,15 +274,15 @@ func (b *Buffer) AddRequest(body []byte) error {
 	}
 	b.stat.SpansInvalid.Add(int64(invalid))
 	b.stat.SpansIn.Add(int64(invalid))
-	b.AddFragments(frags)
+	b.addFragments(frags)
 	return nil
 }
 
-// AddFragments buffers the fragments of one request. They are grouped by
+// addFragments buffers the fragments of one request. They are grouped by
 // shard first and each shard is locked once, so the spans of one trace in
 // one request are added together: a decision (on another goroutine's Tick)
 // never falls between them.
-func (b *Buffer) AddFragments(frags []*fragment) {
+func (b *Buffer) addFragments(frags []*fragment) {
 	now := b.now()
 	var byShard [nShards][]*fragment
 	for _, f := range frags {

@@ -108,7 +108,7 @@ func (s *Sampler) ConsumeRequest(body []byte) error {
 	if s.peers != nil {
 		frags = s.peers.Route(frags)
 	}
-	s.buf.AddFragments(frags)
+	s.buf.addFragments(frags)
 	return nil
 }
 
