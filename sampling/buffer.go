@@ -3,6 +3,7 @@ package sampling
 import (
 	"bytes"
 	"container/heap"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -245,6 +246,12 @@ type pending struct {
 // keep appends fragments with the decision's threshold written on their spans.
 func (p *pending) keep(segs []seg, th Threshold, rv uint64, writeRV bool) {
 	st := stamper{th: th, rv: rv, writeRV: writeRV}
+	// Room for the spans, their headers and a tracestate each, at once.
+	need := 0
+	for i := range segs {
+		need += len(segs[i].spans) + len(segs[i].hdr.key) + 16 + 40*int(segs[i].n)
+	}
+	p.body = slices.Grow(p.body, need)
 	var n int
 	p.body, n = encodeSegs(p.body, segs, &st)
 	p.spans += n

@@ -165,11 +165,14 @@ type wireField struct {
 	msg *wireMsg // for LEN fields holding a message
 	// ids: the allowed lengths of an ID (0 = any)
 	idLen int
+	known bool
 }
 
 // wireMsg is an OTLP message schema: fields by number.
 type wireMsg struct {
 	fields map[int32]wireField
+	// byNum is fields as a table indexed by field number (for speed).
+	byNum []wireField
 	// counted messages (attribute values) count towards maxWireDepth.
 	counted bool
 }
@@ -205,6 +208,16 @@ func init() {
 	scopeSpansMsg.fields = map[int32]wireField{1: msg(scopeMsg), 2: msg(spanMsg), 3: str}
 	resourceSpansMsg.fields = map[int32]wireField{1: msg(resourceMsg), 2: msg(scopeSpansMsg), 3: str}
 	requestMsg.fields = map[int32]wireField{1: msg(resourceSpansMsg)}
+	for _, m := range []*wireMsg{anyValueMsg, arrayValueMsg, kvListMsg, keyValueMsg, entityRefMsg, resourceMsg, scopeMsg,
+		eventMsg, linkMsg, statusMsg, spanMsg, scopeSpansMsg, resourceSpansMsg, requestMsg} {
+		for num, f := range m.fields {
+			for int(num) >= len(m.byNum) {
+				m.byNum = append(m.byNum, wireField{})
+			}
+			f.known = true
+			m.byNum[num] = f
+		}
+	}
 }
 
 // maxWireDepth bounds the nesting of attribute values (arrays and maps in
@@ -233,8 +246,11 @@ func (m *wireMsg) validate(b []byte, depth int) error {
 			return errMalformed
 		}
 		b = b[n:]
-		f, known := m.fields[num]
-		if !known {
+		var f wireField
+		if int(num) < len(m.byNum) {
+			f = m.byNum[num]
+		}
+		if !f.known {
 			if n = skipField(b, typ); n < 0 {
 				return errMalformed
 			}
