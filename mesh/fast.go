@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,7 +229,16 @@ func (fc *fastConn) close() {
 
 // serve runs the connection's request loop.
 func (fc *fastConn) serve() {
-	s := fc.s
+	s, nc := fc.s, fc.nc
+	defer func() {
+		// Like net/http: a bug costs the connection, not the process.
+		// The connection's state is unknown, so it is not pooled again.
+		if p := recover(); p != nil {
+			s.m.log.Error("mesh fast path: panic serving a connection", "panic", p, "stack", string(debug.Stack()))
+			nc.Close()
+			s.forget(fc)
+		}
+	}()
 	for {
 		if fc.br.Buffered() == 0 {
 			// Idle between requests. Shutdown marks closing, then expires
