@@ -31,6 +31,19 @@ import (
 // connection exactly as before: its 400/404/405/413/431 answers are the ones
 // clients got before the fast path existed.
 
+// Serving describes how a listener serves requests, for `srekit mesh check`.
+func (l Listener) Serving() string {
+	switch {
+	case l.Cert != "":
+		return "TLS, HTTP/2 and HTTP/1.1 (net/http)"
+	case l.H2C:
+		return "HTTP/1.1 and h2c (net/http)"
+	case l.DisableFastPath:
+		return "HTTP/1.1 (net/http: disable_fast_path)"
+	}
+	return "HTTP/1.1 (fast path; net/http for bodies, upgrades and the unusual)"
+}
+
 // fastHeadMax is the largest request head the fast path reads: bigger heads
 // go to net/http, which applies max_header_bytes.
 const fastHeadMax = 8 << 10

@@ -101,6 +101,9 @@ A minimal config (every field is in docs/mesh.md):
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s: ok: %d listeners, %d routes, %d clusters\n", configPath, len(cfg.Listeners), len(cfg.Routes), len(cfg.Clusters))
+			for _, l := range cfg.Listeners {
+				fmt.Fprintf(out, "  listener %s: %s\n", l.Addr, l.Serving())
+			}
 			for _, r := range cfg.Routes {
 				host := r.Host
 				if host == "" {
