@@ -83,6 +83,9 @@ func (b *rawBackend) serve(c net.Conn) {
 		case strings.HasSuffix(path, "/big"):
 			body := strings.Repeat("0123456789", 30000)
 			resp = fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		case strings.HasSuffix(path, "/head-with-body"):
+			// A broken backend: a body even for HEAD, in the same write.
+			resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 		case strings.HasSuffix(path, "/bad"):
 			resp = "HTTP/1.1 2x0 Nope\r\n\r\n"
 			keep = false
@@ -193,6 +196,7 @@ func TestFastPathParity(t *testing.T) {
 		{"forwarded, trusted", "GET /x HTTP/1.1\r\nHost: raw.example\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: front.example\r\n\r\n", []string{"GET"}, 1},
 		{"trusted without prior", "GET /x HTTP/1.1\r\nHost: raw.example\r\n\r\n", []string{"GET"}, 1},
 		{"HEAD", "HEAD /x HTTP/1.1\r\nHost: raw.example\r\n\r\n", []string{"HEAD"}, 0},
+		{"HEAD answered with a body", "HEAD /head-with-body HTTP/1.1\r\nHost: raw.example\r\n\r\nGET /x HTTP/1.1\r\nHost: raw.example\r\n\r\n", []string{"HEAD", "GET"}, 0},
 		{"204", "GET /204 HTTP/1.1\r\nHost: raw.example\r\n\r\n", []string{"GET"}, 0},
 		{"304", "GET /304 HTTP/1.1\r\nHost: raw.example\r\nIf-None-Match: \"x\"\r\n\r\n", []string{"GET"}, 0},
 		{"chunked with trailer", "GET /chunked HTTP/1.1\r\nHost: raw.example\r\nTE: trailers\r\n\r\n", []string{"GET"}, 0},

@@ -68,6 +68,12 @@ func (c *h1Client) get(ctx context.Context, addr string) (*h1Conn, bool, error) 
 }
 
 func (c *h1Client) put(pc *h1Conn) {
+	if pc.br.Buffered() > 0 {
+		// Bytes nobody asked for (a body after a HEAD answer, say) would
+		// be read as the next request's response.
+		pc.nc.Close()
+		return
+	}
 	c.mu.Lock()
 	if c.idle == nil {
 		c.idle = map[string][]*h1Conn{}
