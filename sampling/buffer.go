@@ -72,14 +72,16 @@ func (c BufferConfig) WithDefaults() BufferConfig {
 		if c.DroppedCache > 0 {
 			dropped = c.DroppedCache
 		}
-		for cacheBytes(kept, dropped) > c.MaxMemory/8 && (kept > 1024 || dropped > 1024) {
+		// Halve the unset ones (not below 1024) until they fit.
+		for cacheBytes(kept, dropped) > c.MaxMemory/8 {
+			shrunk := false
 			if c.KeptCache <= 0 && kept > 1024 {
-				kept /= 2
+				kept, shrunk = kept/2, true
 			}
 			if c.DroppedCache <= 0 && dropped > 1024 {
-				dropped /= 2
+				dropped, shrunk = dropped/2, true
 			}
-			if c.KeptCache > 0 && c.DroppedCache > 0 {
+			if !shrunk {
 				break
 			}
 		}

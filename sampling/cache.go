@@ -25,6 +25,7 @@ type fpTable struct {
 // fpSetSize is the table size for n entries: n rounded up to a power of
 // two, at least 16.
 func fpSetSize(n int) int {
+	n = min(n, 1<<40) // the config allows far less; no overflow below
 	size := 16
 	for size < n {
 		size *= 2

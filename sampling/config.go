@@ -289,6 +289,9 @@ func (c *Config) Validate() error {
 	if c.Buffer.MaxSpansPerTrace < 0 || c.Buffer.MaxBytesPerTrace < 0 || c.Buffer.KeptCache < 0 || c.Buffer.DroppedCache < 0 {
 		return bad("buffer", "limits and cache sizes must not be negative")
 	}
+	if c.Buffer.KeptCache > 1<<30 || c.Buffer.DroppedCache > 1<<30 {
+		return bad("buffer", "kept_cache and dropped_cache must be at most %d", 1<<30)
+	}
 	if b := c.BufferConfig().WithDefaults(); cacheBytes(b.KeptCache, b.DroppedCache) > b.MaxMemory/2 {
 		return bad("buffer", "kept_cache %d and dropped_cache %d take %d bytes, more than half of max_memory (%d bytes)",
 			b.KeptCache, b.DroppedCache, cacheBytes(b.KeptCache, b.DroppedCache), b.MaxMemory)

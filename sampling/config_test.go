@@ -43,6 +43,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"exporter: {protocol: udp}", "exporter.protocol"},
 		{"exporter: {protocol: http, endpoint: host:4318}", "exporter.endpoint"},
 		{"stress_relief: {percent: 200}", "stress_relief.percent"},
+		{"buffer: {max_memory: 8MiB, dropped_cache: 1000000}", "more than half of max_memory"},
+		{"buffer: {kept_cache: 9223372036854775807}", "at most"},
 		{"policies: [{errors: {}}]", "policies[0].name"},
 		{"policies: [{name: a, errors: {}}, {name: a, errors: {}}]", "policies[1].name: \"a\" is used twice"},
 		{"policies: [{name: a}]", "policies[0] (a): want exactly one"},
