@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -315,7 +314,7 @@ func (fc *fastConn) serve() {
 			return
 		}
 		st := s.m.state.Load()
-		rt := st.matchFast(fc.routeHost(), fc.h.path)
+		rt := matchRoute(st.routes, fc.routeHost(), fc.h.path)
 		if rt == nil || !rt.cluster.fastOK() {
 			fc.handOff()
 			return
@@ -485,34 +484,6 @@ func (fc *fastConn) stopWatch() {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// matchFast is match for the fast path: host is already in routing form.
-func (s *state) matchFast(host string, path []byte) *route {
-	var best *route
-	for _, r := range s.routes {
-		if r.Host != "" && !strings.EqualFold(r.Host, host) {
-			continue
-		}
-		if !pathHasPrefixB(path, r.PathPrefix) {
-			continue
-		}
-		if best == nil || len(r.PathPrefix) > len(best.PathPrefix) ||
-			(len(r.PathPrefix) == len(best.PathPrefix) && best.Host == "" && r.Host != "") {
-			best = r
-		}
-	}
-	return best
-}
-
-func pathHasPrefixB(path []byte, prefix string) bool {
-	if prefix == "" || prefix == "/" {
-		return true
-	}
-	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
-		return false
-	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
 // fastOK reports whether the fast path can forward to this cluster: plain

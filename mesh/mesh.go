@@ -73,9 +73,15 @@ type route struct {
 // match finds the route for host and path: the longest path prefix, then a
 // specific host over the catch-all.
 func (s *state) match(host, path string) *route {
-	host = routeHostKey(host)
+	return matchRoute(s.routes, routeHostKey(host), path)
+}
+
+// matchRoute is match over a host already in routing form; the fast path
+// calls it with the path bytes of its parsed head, so it takes either form
+// without converting (and allocating).
+func matchRoute[P string | []byte](routes []*route, host string, path P) *route {
 	var best *route
-	for _, r := range s.routes {
+	for _, r := range routes {
 		if r.Host != "" && !strings.EqualFold(r.Host, host) {
 			continue
 		}
@@ -101,14 +107,14 @@ func routeHostKey(host string) string {
 }
 
 // pathHasPrefix matches whole segments: /api matches /api and /api/x, not /apix.
-func pathHasPrefix(path, prefix string) bool {
+func pathHasPrefix[P string | []byte](path P, prefix string) bool {
 	if prefix == "" || prefix == "/" {
 		return true
 	}
-	if !strings.HasPrefix(path, prefix) {
+	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
 		return false
 	}
-	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
 // New builds a mesh from a validated config. path is the file to re-read on
