@@ -38,7 +38,11 @@ SEED=${SEED:-1}
 MODES=${MODES:-"single lb peers lb-service"}
 if [ -z "${OTELCOL_LB_BIN:-}" ]; then
   echo "OTELCOL_LB_BIN not set (see docs/sampling.md): running only the single and peers modes" >&2
-  MODES=$(echo "$MODES" | tr ' ' '\n' | grep -v '^lb' | tr '\n' ' ')
+  MODES=$(echo "$MODES" | tr ' ' '\n' | { grep -v '^lb' || true; } | tr '\n' ' ')
+  [ -n "${MODES// /}" ] || { echo "nothing to run without OTELCOL_LB_BIN" >&2; exit 2; }
+elif [ ! -x "$OTELCOL_LB_BIN" ]; then
+  echo "OTELCOL_LB_BIN=$OTELCOL_LB_BIN is not an executable file" >&2
+  exit 2
 fi
 OUT=$(mktemp -d /tmp/srekit-bench-lb.XXXXXX)
 go build -o "$OUT/srekit" ./cmd/srekit
