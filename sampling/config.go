@@ -137,6 +137,11 @@ type DynamicConfig struct {
 	Interval        time.Duration `yaml:"interval"`
 	Weight          float64       `yaml:"weight"`
 	MaxKeys         int           `yaml:"max_keys"`
+	// MinPerInterval is the least number of traces each key keeps per
+	// interval in expectation (its share of the budget is raised to it,
+	// all of the key when it has fewer), so that even small keys get
+	// samples large enough for near-normal estimates; 0 means 1.
+	MinPerInterval float64 `yaml:"min_per_interval"`
 }
 
 // ByteSize is a size in bytes written as a number with an optional unit
@@ -509,10 +514,10 @@ func buildPolicy(p *PolicyConfig, field string, depth int) (Policy, error) {
 		if d.Weight < 0 || d.Weight > 1 {
 			return nil, bad(".dynamic.weight", "must be in (0, 1], got %g", d.Weight)
 		}
-		if d.Interval < 0 || d.MaxKeys < 0 {
-			return nil, bad(".dynamic", "interval and max_keys must not be negative")
+		if d.Interval < 0 || d.MaxKeys < 0 || d.MinPerInterval < 0 {
+			return nil, bad(".dynamic", "interval, max_keys and min_per_interval must not be negative")
 		}
-		pol := &DynamicPolicy{Key: d.Key, GoalRate: d.GoalRate, TargetPerSec: d.TargetPerSecond, Interval: d.Interval, Weight: d.Weight, MaxKeys: d.MaxKeys}
+		pol := &DynamicPolicy{Key: d.Key, GoalRate: d.GoalRate, TargetPerSec: d.TargetPerSecond, Interval: d.Interval, Weight: d.Weight, MaxKeys: d.MaxKeys, MinPerInterval: d.MinPerInterval}
 		if pol.Interval == 0 {
 			pol.Interval = 15 * time.Second
 		}

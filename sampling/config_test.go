@@ -57,6 +57,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"policies: [{name: r, attribute: {values: [x]}}]", "attribute.key: is required"},
 		{"policies: [{name: d, dynamic: {}}]", "dynamic: set goal_rate"},
 		{"policies: [{name: d, dynamic: {goal_rate: 0.5}}]", "dynamic.goal_rate"},
+		{"policies: [{name: d, dynamic: {goal_rate: 20, min_per_interval: -1}}]", "min_per_interval"},
 		{"policies: [{name: l, rate_limit: {}}]", "rate_limit: set"},
 		{"policies: [{name: a, and: []}]", "and: needs at least one"},
 		{"policies: [{name: a, and: [{probabilistic: {percent: 101}}]}]", "policies[0] (a).and[0].probabilistic.percent"},

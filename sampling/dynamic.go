@@ -26,6 +26,10 @@ type DynamicPolicy struct {
 	Interval     time.Duration
 	Weight       float64 // EMA weight of the newest interval, (0, 1]
 	MaxKeys      int
+	// MinPerInterval raises each key's expected keeps per interval to at
+	// least this (all of a smaller key), taken from the budget first; when
+	// the floors exceed the budget the total kept exceeds the goal.
+	MinPerInterval float64
 
 	mu     sync.Mutex
 	last   time.Time
@@ -104,8 +108,16 @@ func (p *DynamicPolicy) adjust(elapsed time.Duration) {
 			budget -= x.c
 			continue
 		}
-		if share < 1 {
-			share = 1 // every key keeps at least one trace per interval
+		if floor := math.Max(1, p.MinPerInterval); share < floor {
+			// Every key keeps at least one trace per interval, or the
+			// configured floor: a key's estimate from a handful of keeps
+			// at 1/p each is skewed; from a dozen or more it is near-normal.
+			if floor >= x.c {
+				p.rates[x.k] = 1
+				budget -= x.c
+				continue
+			}
+			share = floor
 		}
 		p.rates[x.k] = x.c / share
 		budget -= share

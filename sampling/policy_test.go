@@ -202,6 +202,35 @@ func TestDynamicKeepsRareKeysAndMeetsGoal(t *testing.T) {
 	}
 }
 
+// TestDynamicFloor: with min_per_interval, a small key among many gets at
+// least that many expected keeps per interval (all of a key smaller than
+// it), taken out of the bigger keys' budget while the budget allows.
+func TestDynamicFloor(t *testing.T) {
+	p := &DynamicPolicy{Key: keyFields{"service", "operation"}, GoalRate: 20, Interval: time.Second, Weight: 1, MaxKeys: 100, MinPerInterval: 15}
+	now := time.Now()
+	feed := func(n int, op string) {
+		for i := 0; i < n; i++ {
+			p.Evaluate(summarized(0, root("svc", op, 0, nil)), now)
+		}
+	}
+	feed(20000, "hot")
+	feed(200, "small")
+	feed(10, "tiny")
+	now = now.Add(time.Second)
+	feed(1, "hot")
+	rates := p.Rates()
+	if rates["svc|tiny"] != 1 {
+		t.Fatalf("tiny key rate %g, want 1 (fewer traces than the floor)", rates["svc|tiny"])
+	}
+	if got := 200 / rates["svc|small"]; got < 15-1e-9 {
+		t.Fatalf("small key keeps %.1f per interval, want at least 15 (rates %v)", got, rates)
+	}
+	kept := 20000/rates["svc|hot"] + 200/rates["svc|small"] + 10
+	if goal := 20210.0 / 20; kept < goal*0.95 || kept > goal*1.05 {
+		t.Fatalf("expected kept %.0f per interval, goal %.0f: the floor should come out of the budget", kept, goal)
+	}
+}
+
 func TestRateLimitPolicy(t *testing.T) {
 	p := &RateLimitPolicy{TracesPerSec: 100}
 	now := time.Now()

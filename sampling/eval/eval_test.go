@@ -39,8 +39,14 @@ func TestScorecardBars(t *testing.T) {
 	// 4 or more misses happen in under 0.6% of runs; and (2) the misses do
 	// not lean one way: the standardized sum of the keys' errors is about
 	// standard normal for unbiased adjusted counts.
-	t.Logf("representativeness %.4f (bar %.2f): %d keys off, %.2f expected from an unbiased sampler, bias z %.2f; off: %v",
-		tail.Representativeness, BarRepresentative, len(tail.OffKeys), tail.ExpectedOffKeys, tail.CountBiasZ, tail.OffKeys)
+	// The bar itself is not asserted: with fewer than 100 keys it allows no
+	// miss at all, and even an exactly unbiased sampler whose estimates were
+	// exactly normal misses 3 SE on ~0.27% of each estimate with sampling
+	// variance, so it fails such a run by chance about a quarter of the time
+	// (IdealBarChance; 0.6-0.8 here). Over 8 seeds pooled (~850 keys) the
+	// bar holds with room (docs/sampling.md).
+	t.Logf("representativeness %.4f (bar %.2f): %d keys off, %.2f expected from an unbiased sampler, chance it meets the bar %.2f, bias z %.2f; off: %v",
+		tail.Representativeness, BarRepresentative, len(tail.OffKeys), tail.ExpectedOffKeys, tail.IdealBarChance, tail.CountBiasZ, tail.OffKeys)
 	if tail.ExpectedOffKeys > 1 {
 		t.Errorf("%.2f keys expected off even for an unbiased sampler: too many keys with a handful of kept traces", tail.ExpectedOffKeys)
 	}

@@ -38,6 +38,7 @@ func (r *Result) Rows() []Row {
 		{Group: "representative", Measure: "keys with error count within 3 SE", Tail: pct(t.ErrorCountWithin3SE), Head: pct(h.ErrorCountWithin3SE)},
 		{Group: "representative", Measure: "keys with median latency within 3 SE", Tail: pct(t.MedianWithin3SE), Head: pct(h.MedianWithin3SE)},
 		{Group: "representative", Measure: "keys off by > 3 SE expected from an unbiased sampler (count)", Tail: fmt.Sprintf("%.2f", t.ExpectedOffKeys), Head: fmt.Sprintf("%.2f", h.ExpectedOffKeys)},
+		{Group: "representative", Measure: "chance an unbiased sampler meets the bar on this run", Tail: fmt.Sprintf("%.2f", t.IdealBarChance), Head: fmt.Sprintf("%.2f", h.IdealBarChance)},
 		{Group: "representative", Measure: "count bias z (about N(0,1) when unbiased)", Tail: fmt.Sprintf("%+.2f", t.CountBiasZ), Head: fmt.Sprintf("%+.2f", h.CountBiasZ)},
 		{Group: "representative", Measure: "all three (the least)", Bar: ">= 99%", Tail: pct(t.Representativeness), Head: pct(h.Representativeness), TailOK: bar(t.Representativeness, BarRepresentative), HeadOK: bar(h.Representativeness, BarRepresentative)},
 	}

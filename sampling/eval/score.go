@@ -66,6 +66,17 @@ type Scorecard struct {
 	// a key misses more often than the 0.27% of a normal distribution;
 	// compare the count misses against this, not against zero.
 	ExpectedOffKeys float64 `json:"expected_off_keys"`
+	// IdealBarChance is the probability that an exactly unbiased sampler
+	// with the same keep probabilities meets the representativeness bar on
+	// this run, from the same simulated per-key count misses (medians,
+	// which miss less often, are left out, so it is an upper bound). The
+	// bar allows floor(1% of keys) misses: none with fewer than 100 keys,
+	// while each key with sampling variance misses 3 SE at least ~0.27% of
+	// the time even for a normal estimator, so with ~100 keys a run fails
+	// the bar by chance alone in a sizeable share of runs. Read a failed
+	// bar against this figure, and the bar itself over many keys (several
+	// seeds pooled).
+	IdealBarChance float64 `json:"ideal_bar_chance"`
 	// CountBiasZ is the sum over keys of (estimate - truth) / SE, divided by
 	// the square root of the number of keys: about standard normal when the
 	// adjusted counts are unbiased, far from 0 when they are not.
@@ -237,6 +248,7 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 	var zSum float64
 	var zKeys int
 	rng := rand.New(rand.NewPCG(w.Config.Seed, 0x3e))
+	missDist := []float64{1} // distribution of the number of simulated count misses
 	for key, a := range keys {
 		if a.n < RareKeyMaxTraces {
 			sc.RareKeys++
@@ -256,7 +268,13 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 			zSum += (cnt.est - cnt.truth) / se
 			zKeys++
 		}
-		sc.ExpectedOffKeys += simulatedMiss(rng, out, a.idx)
+		q := simulatedMiss(rng, out, a.idx)
+		sc.ExpectedOffKeys += q
+		missDist = append(missDist, 0)
+		for m := len(missDist) - 1; m > 0; m-- {
+			missDist[m] = missDist[m]*(1-q) + missDist[m-1]*q
+		}
+		missDist[0] *= 1 - q
 		if cnt.within() {
 			countOK++
 		} else {
@@ -274,6 +292,11 @@ func scoreOutcomes(w *Workload, out []kept, name string) Scorecard {
 		}
 	}
 	sort.Strings(sc.OffKeys)
+	for m, pm := range missDist {
+		if ratio(sc.Keys-m, sc.Keys) >= BarRepresentative {
+			sc.IdealBarChance += pm
+		}
+	}
 	if zKeys > 0 {
 		sc.CountBiasZ = zSum / math.Sqrt(float64(zKeys))
 	}
