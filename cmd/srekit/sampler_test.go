@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -96,5 +97,35 @@ func TestSamplerRunsAndStops(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("sampler did not exit cleanly on SIGTERM: %v", err)
+	}
+}
+
+// TestSamplerEvalSeeds runs two small seeds and checks the pooled
+// representativeness adds up the seeds' keys.
+func TestSamplerEvalSeeds(t *testing.T) {
+	out, errOut, code := run(t, "", "sampler", "eval", "--traces", "400", "--span", "5s", "--seeds", "2", "-o", "json")
+	if code != 0 {
+		t.Fatalf("eval --seeds: code %d\n%s", code, errOut)
+	}
+	var res struct {
+		Seeds []struct {
+			Seed uint64
+			Keys int
+		}
+		Pooled struct {
+			Runs, Keys         int
+			Representativeness float64 `json:"representativeness"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(res.Seeds) != 2 || res.Seeds[0].Seed != 1 || res.Seeds[1].Seed != 2 || res.Pooled.Runs != 2 ||
+		res.Pooled.Keys != res.Seeds[0].Keys+res.Seeds[1].Keys || res.Pooled.Keys == 0 ||
+		res.Pooled.Representativeness <= 0 || res.Pooled.Representativeness > 1 {
+		t.Fatalf("pooled result %+v", res)
+	}
+	if _, errOut, code := run(t, "", "sampler", "eval", "--seeds", "2", "--save"); code != 2 || !strings.Contains(errOut, "--seeds") {
+		t.Fatalf("--seeds with --save: code %d, stderr %q", code, errOut)
 	}
 }

@@ -72,3 +72,25 @@ func TestScorecardBars(t *testing.T) {
 		t.Errorf("%d traces with different thresholds on their spans", tail.InconsistentThreshold)
 	}
 }
+
+func TestPool(t *testing.T) {
+	cards := []Scorecard{
+		{Keys: 99, CountWithin3SE: 98.0 / 99, ErrorCountWithin3SE: 1, MedianWithin3SE: 1, ExpectedOffKeys: 0.4, TraceFraction: 0.3},
+		{Keys: 101, CountWithin3SE: 1, ErrorCountWithin3SE: 1, MedianWithin3SE: 100.0 / 101, ExpectedOffKeys: 0.3, TraceFraction: 0.4},
+		{Keys: 100, CountWithin3SE: 98.0 / 100, ErrorCountWithin3SE: 1, MedianWithin3SE: 1, ExpectedOffKeys: 0.5, TraceFraction: 0.2},
+	}
+	p := Pool(cards)
+	if p.Runs != 3 || p.Keys != 300 || p.CountOff != 3 || p.MedianOff != 1 || p.ErrorCountOff != 0 {
+		t.Fatalf("pooled %+v", p)
+	}
+	if math.Abs(p.Representativeness-297.0/300) > 1e-12 || !p.Pass() || math.Abs(p.ExpectedOffKeys-1.2) > 1e-12 || math.Abs(p.TraceFraction-0.3) > 1e-12 {
+		t.Fatalf("pooled %+v", p)
+	}
+	cards[2].CountWithin3SE = 96.0 / 100 // 5 of 300 count misses: 98.3%
+	if p := Pool(cards); p.Pass() {
+		t.Fatalf("pooled %+v passes with 5 of 300 keys off", p)
+	}
+	if p := Pool(nil); p.Pass() {
+		t.Fatal("no runs passes")
+	}
+}

@@ -401,3 +401,45 @@ func summarize(w *Workload, spans, late int) WorkloadSummary {
 	}
 	return s
 }
+
+// Pooled is the representativeness bar measured over the keys of several
+// runs (seeds) together. The bar is a rate ("at least 99% of keys"); one run
+// of ~100 keys allows no miss or one, while every estimate with sampling
+// variance misses 3 SE by chance at least 0.27% of the time, so the rate is
+// only measured meaningfully over several hundred keys.
+type Pooled struct {
+	Runs, Keys                         int
+	CountOff, ErrorCountOff, MedianOff int
+	// Representativeness is the least of the three pooled shares within 3 SE.
+	Representativeness float64 `json:"representativeness"`
+	// ExpectedOffKeys sums the runs' expected count misses of an exactly
+	// unbiased sampler with the same keep probabilities.
+	ExpectedOffKeys float64 `json:"expected_off_keys"`
+	// TraceFraction is the mean kept fraction of the runs.
+	TraceFraction float64 `json:"trace_fraction"`
+}
+
+// Pool adds up the runs' per-key results.
+func Pool(cards []Scorecard) Pooled {
+	var p Pooled
+	off := func(share float64, keys int) int { return int(math.Round((1 - share) * float64(keys))) }
+	for _, c := range cards {
+		p.Runs++
+		p.Keys += c.Keys
+		p.CountOff += off(c.CountWithin3SE, c.Keys)
+		p.ErrorCountOff += off(c.ErrorCountWithin3SE, c.Keys)
+		p.MedianOff += off(c.MedianWithin3SE, c.Keys)
+		p.ExpectedOffKeys += c.ExpectedOffKeys
+		p.TraceFraction += c.TraceFraction
+	}
+	if p.Runs == 0 || p.Keys == 0 {
+		return p
+	}
+	p.TraceFraction /= float64(p.Runs)
+	worst := max(p.CountOff, p.ErrorCountOff, p.MedianOff)
+	p.Representativeness = float64(p.Keys-worst) / float64(p.Keys)
+	return p
+}
+
+// Pass reports whether the pooled share meets the bar.
+func (p Pooled) Pass() bool { return p.Keys > 0 && p.Representativeness >= BarRepresentative }
