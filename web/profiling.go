@@ -3,12 +3,8 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"regexp"
@@ -25,6 +21,11 @@ import (
 // The profiling part: ingest (srekit's API and Pyroscope's /ingest), the
 // capture queue agents long-poll, schedules, the Alertmanager receiver, and
 // the browse/merge/search/diff views. The logic is in package profiling.
+// This file mounts the routes and serves the snapshot views; uploads are in
+// profiling_ingest.go, the agents' side in profiling_agents.go, schedules,
+// rules, pull targets and tokens in profiling_config.go, the page in
+// profiling_page.go, time ranges in profiling_time.go, sharing in
+// profiling_share.go.
 
 // profilingUploadLimit is the largest profile upload accepted (compressed);
 // profiling.Limits bounds what it may inflate to.
@@ -112,24 +113,24 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("POST /api/v1/profiling/compact", p.compact, Write())
 	// Agent routes check the agent token (or the write token) themselves.
 	s.HandleFunc("POST /api/v1/profiling/agents", p.agentAuth(p.register))
-	s.HandleFunc("GET /api/v1/profiling/agents", p.listAgents)
+	s.HandleFunc("GET /api/v1/profiling/agents", listJSON(p.svc.Agents))
 	s.HandleFunc("GET /api/v1/profiling/agents/{name}/next", p.agentAuth(p.next))
 	s.HandleFunc("POST /api/v1/profiling/captures/{id}/result", p.agentAuth(p.result), up)
 	s.HandleFunc("POST /api/v1/profiling/captures/{id}/fail", p.agentAuth(p.fail))
 	s.HandleFunc("POST /api/v1/profiling/captures", p.requestCapture, Write())
 	s.HandleFunc("GET /api/v1/profiling/captures", p.listCaptures)
 	s.HandleFunc("GET /api/v1/profiling/captures/{id}", p.getCapture)
-	s.HandleFunc("GET /api/v1/profiling/schedules", p.listSchedules)
+	s.HandleFunc("GET /api/v1/profiling/schedules", listJSON(p.svc.Schedules))
 	s.HandleFunc("POST /api/v1/profiling/schedules", p.saveSchedule, Write())
 	s.HandleFunc("PUT /api/v1/profiling/schedules/{id}", p.saveSchedule, Write())
-	s.HandleFunc("DELETE /api/v1/profiling/schedules/{id}", p.deleteSchedule, Write())
-	s.HandleFunc("GET /api/v1/profiling/alert-rules", p.listRules)
+	s.HandleFunc("DELETE /api/v1/profiling/schedules/{id}", deleteByID(p.svc.DeleteSchedule), Write())
+	s.HandleFunc("GET /api/v1/profiling/alert-rules", listJSON(p.svc.AlertRules))
 	s.HandleFunc("POST /api/v1/profiling/alert-rules", p.saveRule, Write())
-	s.HandleFunc("DELETE /api/v1/profiling/alert-rules/{id}", p.deleteRule, Write())
+	s.HandleFunc("DELETE /api/v1/profiling/alert-rules/{id}", deleteByID(p.svc.DeleteAlertRule), Write())
 	s.HandleFunc("POST /api/v1/alerts/alertmanager", p.alertmanager, Write())
 
 	s.HandleFunc("POST /api/v1/profiling/share", p.share, Write())
-	s.HandleFunc("GET /api/v1/profiling/agent-tokens", p.listAgentTokens)
+	s.HandleFunc("GET /api/v1/profiling/agent-tokens", listJSON(p.svc.DB.AgentTokens))
 	s.HandleFunc("POST /api/v1/profiling/agent-tokens", p.issueAgentToken, Write())
 	s.HandleFunc("DELETE /api/v1/profiling/agent-tokens/{agent}", p.revokeAgentToken, Write())
 	s.HandleFunc("GET /api/v1/profiling/pull-targets", p.listPullTargets)
@@ -201,63 +202,6 @@ func (p *profilingWeb) loop(ctx context.Context) {
 	}
 }
 
-// agentAuth lets agents in with the shared agent token (EnvAgentToken), the
-// write token, or a per-agent token; a per-agent token binds the request to
-// its agent's name, which the handlers check with p.asAgent.
-func (p *profilingWeb) agentAuth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		ok := false
-		for _, tok := range []string{p.agentToken, p.s.Config.Token} {
-			if tok != "" && subtle.ConstantTimeCompare([]byte(got), []byte(tok)) == 1 {
-				ok = true
-			}
-		}
-		if !ok && got != "" {
-			name, err := p.svc.DB.AgentForToken(r.Context(), got)
-			if err != nil {
-				Error(w, http.StatusInternalServerError, err.Error())
-				return
-			}
-			if name != "" {
-				r = r.WithContext(context.WithValue(r.Context(), boundAgentKey{}, name))
-				ok = true
-			}
-		}
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="srekit"`)
-			Error(w, http.StatusUnauthorized, "missing or wrong agent token (give the agent its own token, "+EnvAgentToken+" or the write token)")
-			return
-		}
-		h(w, r)
-	}
-}
-
-type boundAgentKey struct{}
-
-// asAgent refuses (403) a request made with another agent's per-agent token.
-func (p *profilingWeb) asAgent(w http.ResponseWriter, r *http.Request, name string) bool {
-	bound, _ := r.Context().Value(boundAgentKey{}).(string)
-	if bound != "" && bound != name {
-		Error(w, http.StatusForbidden, fmt.Sprintf("this token belongs to agent %q, not %q", bound, name))
-		return false
-	}
-	return true
-}
-
-// asCaptureAgent is asAgent for the agent a capture was requested of.
-func (p *profilingWeb) asCaptureAgent(w http.ResponseWriter, r *http.Request, id int64) bool {
-	if _, bound := r.Context().Value(boundAgentKey{}).(string); !bound {
-		return true
-	}
-	c, err := p.svc.Capture(r.Context(), id)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return false
-	}
-	return p.asAgent(w, r, c.Agent)
-}
-
 // errStatus maps library errors to HTTP statuses.
 func errStatus(err error) int {
 	var tooBig *http.MaxBytesError
@@ -270,6 +214,39 @@ func errStatus(err error) int {
 		return http.StatusNotFound
 	}
 	return http.StatusBadRequest
+}
+
+// listJSON answers a GET with what list returns, as JSON.
+func listJSON[T any](list func(context.Context) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := list(r.Context())
+		if err != nil {
+			Error(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, v)
+	}
+}
+
+// deleteByID answers a DELETE of .../{id}: 404 when there is no such row,
+// 500 when the store fails.
+func deleteByID(del func(context.Context, int64) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := pathID(r, "id")
+		if err != nil {
+			Error(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if err := del(r.Context(), id); err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, profiling.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			Error(w, status, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"deleted": id})
+	}
 }
 
 // parseTime reads a time parameter (see profiling.ParseTime).
@@ -311,207 +288,6 @@ func snapshotQuery(r *http.Request, prefix string) (profiling.Query, error) {
 		}
 	}
 	return q, nil
-}
-
-// pyroscopeKinds are the profile type suffixes Pyroscope clients append to
-// the application name (app.cpu, app.alloc_space, ...).
-var pyroscopeKinds = []string{"cpu", "itimer", "wall", "alloc_objects", "alloc_space", "inuse_objects", "inuse_space",
-	"goroutines", "goroutine", "mutex_count", "mutex_duration", "block_count", "block_duration"}
-
-// ingest accepts uploads in srekit's and Pyroscope's shape:
-// POST /ingest?name=app{k=v}&from=&until=&format=folded|lines|pprof|perf[&kind=&units=]
-// with the profile as the body, or (pprof) a multipart form with a "profile" file.
-func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	name := v.Get("name")
-	if name == "" {
-		name = v.Get("labels")
-	}
-	labels, err := profiling.ParseName(name)
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	kind := v.Get("kind")
-	if svc := labels["service"]; svc != "" && kind == "" {
-		for _, k := range pyroscopeKinds {
-			if base, ok := strings.CutSuffix(svc, "."+k); ok && base != "" {
-				labels["service"] = base
-				kind = k
-				if k == "goroutines" {
-					kind = "goroutine"
-				}
-				break
-			}
-		}
-	}
-	format := v.Get("format")
-	data, err := p.uploadBody(r)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	if format == "" {
-		format = profiling.FormatFolded
-		if len(data) > 1 && data[0] == 0x1f && data[1] == 0x8b {
-			format = profiling.FormatPprof
-		}
-	}
-	now := time.Now()
-	until, err := parseTime(v.Get("until"), now)
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	from, err := parseTime(v.Get("from"), now)
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	isOTLP := format == profiling.FormatOTLP || format == profiling.FormatOTLPJSON
-	if isOTLP && !p.otlp {
-		Error(w, http.StatusBadRequest, "OTLP profiles are an alpha signal and are off: start the server with "+EnvOTLP+"=1")
-		return
-	}
-	if kind == "" && format != profiling.FormatPprof && !isOTLP {
-		kind = "cpu"
-	}
-	ds, err := profiling.Decode(data, format, kind, v.Get("units"), p.svc.Limits)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	source := format + " upload"
-	if spy := v.Get("spyName"); spy == "otlp" {
-		source = "otlp"
-	} else if spy != "" {
-		source = "pyroscope:" + spy
-	}
-	var ids []int64
-	dups := 0
-	timelines := []int64{}
-	note := ""
-	for _, d := range ds {
-		start, end := from, until
-		if end.IsZero() {
-			end = now
-			if d.TimeNanos > 0 {
-				end = time.Unix(0, d.TimeNanos+d.DurationNanos)
-			}
-		}
-		if start.IsZero() {
-			start = end
-			if d.TimeNanos > 0 {
-				start = time.Unix(0, d.TimeNanos)
-			}
-		}
-		l := labels
-		if len(d.Labels) > 0 {
-			l = labels.Clone()
-			for k, v := range d.Labels {
-				if _, set := l[k]; !set {
-					l[k] = v
-				}
-			}
-		}
-		snap := &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: l, Start: start, End: end, Source: source, Profile: d.Profile, Timeline: d.Timeline}
-		id, dup, err := p.svc.DB.Save(r.Context(), snap)
-		if err != nil {
-			Error(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		if dup {
-			dups++
-		}
-		ids = append(ids, id)
-		if snap.HasTimeline {
-			timelines = append(timelines, id)
-		} else if d.NoTimeline != "" {
-			note = d.NoTimeline
-		} else if d.Timeline != nil {
-			note = "the timeline is over the stored size limit"
-		}
-	}
-	out := map[string]any{"snapshots": ids, "duplicates": dups, "timelines": timelines}
-	if note != "" {
-		out["timeline_note"] = note
-	}
-	WriteJSON(w, http.StatusOK, out)
-}
-
-// otlpHTTP is the OTLP/HTTP profiles receiver (POST /v1development/profiles,
-// protobuf or JSON by Content-Type); labels come from resource attributes.
-func (p *profilingWeb) otlpHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	q.Set("format", profiling.FormatOTLP)
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		q.Set("format", profiling.FormatOTLPJSON)
-	}
-	q.Set("spyName", "otlp")
-	r.URL.RawQuery = q.Encode()
-	if q.Get("format") == profiling.FormatOTLPJSON {
-		p.ingest(w, r)
-		return
-	}
-	// A protobuf client expects an ExportProfilesServiceResponse: an empty
-	// message (zero bytes) on success; errors stay srekit's JSON line.
-	rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
-	p.ingest(rec, r)
-	if rec.code == http.StatusOK {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	for k, v := range rec.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.code)
-	w.Write(rec.body.Bytes())
-}
-
-type bufferedResponse struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (b *bufferedResponse) Header() http.Header         { return b.header }
-func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
-func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
-
-// uploadBody returns the profile bytes of a request: the "profile" part of a
-// multipart form (Pyroscope's pprof upload) or the whole body.
-func (p *profilingWeb) uploadBody(r *http.Request) ([]byte, error) {
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "multipart/form-data" {
-		return ReadBody(r)
-	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			return nil, errors.New(`multipart upload has no "profile" part`)
-		}
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, fmt.Errorf("%w: over %d bytes", profiling.ErrTooLarge, tooBig.Limit)
-			}
-			return nil, fmt.Errorf("multipart upload: %w", err)
-		}
-		if part.FormName() != "profile" {
-			continue
-		}
-		var b bytes.Buffer
-		if _, err := io.Copy(&b, part); err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return nil, fmt.Errorf("%w: over %d bytes", profiling.ErrTooLarge, tooBig.Limit)
-			}
-			return nil, fmt.Errorf("multipart upload: %w", err)
-		}
-		return b.Bytes(), nil
-	}
 }
 
 func (p *profilingWeb) listSnapshots(w http.ResponseWriter, r *http.Request) {
@@ -719,337 +495,6 @@ func (p *profilingWeb) compact(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, res)
-}
-
-func (p *profilingWeb) register(w http.ResponseWriter, r *http.Request) {
-	var a profiling.Agent
-	if err := DecodeJSON(r, &a); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !p.asAgent(w, r, a.Name) {
-		return
-	}
-	if err := p.svc.Register(r.Context(), a); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]string{"name": a.Name, "next": "/api/v1/profiling/agents/" + a.Name + "/next"})
-}
-
-func (p *profilingWeb) listAgents(w http.ResponseWriter, r *http.Request) {
-	as, err := p.svc.Agents(r.Context())
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, as)
-}
-
-// next is the agents' long poll: it answers with a capture to run, or 204
-// after wait seconds (25 by default, at most 55).
-func (p *profilingWeb) next(w http.ResponseWriter, r *http.Request) {
-	wait := 25 * time.Second
-	if s := r.URL.Query().Get("wait"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 55 {
-			Error(w, http.StatusBadRequest, "wait: want 0 to 55 seconds")
-			return
-		}
-		wait = time.Duration(n) * time.Second
-	}
-	if !p.asAgent(w, r, r.PathValue("name")) {
-		return
-	}
-	c, err := p.svc.Next(r.Context(), r.PathValue("name"), wait)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	if c == nil {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	WriteJSON(w, http.StatusOK, c)
-}
-
-func (p *profilingWeb) result(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !p.asCaptureAgent(w, r, id) {
-		return
-	}
-	v := r.URL.Query()
-	data, err := ReadBody(r)
-	if err != nil {
-		Error(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	}
-	res := profiling.CaptureResult{Format: v.Get("format"), Data: data, Preroll: v.Get("preroll") == "true"}
-	now := time.Now()
-	if res.Start, err = parseTime(v.Get("start"), now); err == nil {
-		res.End, err = parseTime(v.Get("end"), now)
-	}
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := p.svc.Complete(r.Context(), id, res)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, c)
-}
-
-func (p *profilingWeb) fail(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !p.asCaptureAgent(w, r, id) {
-		return
-	}
-	var body struct {
-		Error string `json:"error"`
-	}
-	if err := DecodeJSON(r, &body); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := p.svc.Fail(r.Context(), id, body.Error); err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": profiling.StatusFailed})
-}
-
-func (p *profilingWeb) requestCapture(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Agent   string            `json:"agent"`
-		Target  string            `json:"target"`
-		Kind    string            `json:"kind"`
-		Seconds int               `json:"seconds"`
-		Preroll bool              `json:"preroll"`
-		Labels  map[string]string `json:"labels"`
-		// perf only: the process (0 or absent: the whole host) and Hz.
-		PID       int `json:"pid"`
-		Frequency int `json:"frequency"`
-	}
-	if err := DecodeJSON(r, &body); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := p.svc.Request(r.Context(), profiling.Capture{Agent: body.Agent, Target: body.Target, Kind: body.Kind,
-		Seconds: body.Seconds, Preroll: body.Preroll, Labels: body.Labels, Reason: "on demand", PID: body.PID, Frequency: body.Frequency})
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusCreated, c)
-}
-
-func (p *profilingWeb) listCaptures(w http.ResponseWriter, r *http.Request) {
-	n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	cs, err := p.svc.Captures(r.Context(), n)
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, cs)
-}
-
-func (p *profilingWeb) getCapture(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	c, err := p.svc.Capture(r.Context(), id)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, c)
-}
-
-func (p *profilingWeb) listSchedules(w http.ResponseWriter, r *http.Request) {
-	scs, err := p.svc.Schedules(r.Context())
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, scs)
-}
-
-func (p *profilingWeb) saveSchedule(w http.ResponseWriter, r *http.Request) {
-	var sc profiling.Schedule
-	if err := DecodeJSON(r, &sc); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if r.Method == http.MethodPut {
-		id, err := pathID(r, "id")
-		if err != nil {
-			Error(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		sc.ID = id
-	} else {
-		sc.ID = 0
-	}
-	out, err := p.svc.SaveSchedule(r.Context(), sc)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, out)
-}
-
-func (p *profilingWeb) deleteSchedule(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := p.svc.DeleteSchedule(r.Context(), id); err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deleted": id})
-}
-
-func (p *profilingWeb) listRules(w http.ResponseWriter, r *http.Request) {
-	rs, err := p.svc.AlertRules(r.Context())
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, rs)
-}
-
-func (p *profilingWeb) saveRule(w http.ResponseWriter, r *http.Request) {
-	var rule profiling.AlertRule
-	if err := DecodeJSON(r, &rule); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	out, err := p.svc.SaveAlertRule(r.Context(), rule)
-	if err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, out)
-}
-
-func (p *profilingWeb) deleteRule(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := p.svc.DeleteAlertRule(r.Context(), id); err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deleted": id})
-}
-
-// alertmanager is Alertmanager's webhook receiver (webhook_configs url:
-// http://srekit:8080/api/v1/alerts/alertmanager, with the write token as
-// http_config.authorization.credentials).
-func (p *profilingWeb) alertmanager(w http.ResponseWriter, r *http.Request) {
-	body, err := ReadBody(r)
-	if err != nil {
-		Error(w, http.StatusRequestEntityTooLarge, err.Error())
-		return
-	}
-	payload, err := profiling.ParseAlertmanager(body)
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	out, err := p.svc.HandleAlerts(r.Context(), payload)
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"outcomes": out})
-}
-
-// listPullTargets lists the stored pull targets and those of EnvPull.
-func (p *profilingWeb) listPullTargets(w http.ResponseWriter, r *http.Request) {
-	ts, err := p.svc.DB.PullTargets(r.Context())
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	env := []map[string]string{}
-	for _, t := range p.pull {
-		env = append(env, map[string]string{"name": t.Name, "url": t.URL})
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"stored": ts, "environment": env})
-}
-
-func (p *profilingWeb) savePullTarget(w http.ResponseWriter, r *http.Request) {
-	var t profiling.PullTarget
-	if err := DecodeJSON(r, &t); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := p.svc.DB.SavePullTarget(r.Context(), t); err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, t)
-}
-
-func (p *profilingWeb) deletePullTarget(w http.ResponseWriter, r *http.Request) {
-	if err := p.svc.DB.DeletePullTarget(r.Context(), r.PathValue("name")); err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deleted": r.PathValue("name")})
-}
-
-func (p *profilingWeb) listAgentTokens(w http.ResponseWriter, r *http.Request) {
-	ts, err := p.svc.DB.AgentTokens(r.Context())
-	if err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, ts)
-}
-
-// issueAgentToken answers POST {"agent": NAME} with a new token for that
-// agent, shown this once.
-func (p *profilingWeb) issueAgentToken(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Agent string `json:"agent"`
-	}
-	if err := DecodeJSON(r, &body); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	tok, err := p.svc.DB.IssueAgentToken(r.Context(), body.Agent)
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusCreated, map[string]string{"agent": body.Agent, "token": tok,
-		"note": "shown once: run srekit agent --name " + body.Agent + " --token TOKEN"})
-}
-
-func (p *profilingWeb) revokeAgentToken(w http.ResponseWriter, r *http.Request) {
-	if err := p.svc.DB.RevokeAgentToken(r.Context(), r.PathValue("agent")); err != nil {
-		Error(w, errStatus(err), err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"revoked": r.PathValue("agent")})
 }
 
 func profilingDemo(ctx context.Context, st *store.Store) error {
