@@ -81,6 +81,18 @@ func (s *profSelection) query(selector string) (profiling.Query, error) {
 	return q, nil
 }
 
+// withProfilingDB runs a command with the profiling store open, closing it after.
+func withProfilingDB(run func(cmd *cobra.Command, db *profiling.DB, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		db, closeDB, err := openProfilingDB(cmd)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		return run(cmd, db, args)
+	}
+}
+
 func openProfilingDB(cmd *cobra.Command) (*profiling.DB, func(), error) {
 	st, err := store.Open(cmd.Context(), dbFlag)
 	if err != nil {
@@ -373,19 +385,14 @@ daily ones older than --daily are deleted.`,
 		Example: `  srekit profiling compact
   srekit profiling compact --raw 24h --hourly 168h --daily 2160h`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			res, err := db.Compact(cmd.Context(), pol, time.Now())
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "merged %d snapshots into %d aggregates; deleted %d expired\n", res.Merged, res.Created, res.Deleted)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().DurationVar(&pol.Raw, "raw", pol.Raw, "keep raw snapshots this long")
 	cmd.Flags().DurationVar(&pol.Hourly, "hourly", pol.Hourly, "keep hourly aggregates this long")
@@ -459,12 +466,7 @@ server adds targets that are not stored.`,
 		Short:   "List the stored pull targets",
 		Example: `  srekit profiling pull ls -o json`,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			ts, err := db.PullTargets(cmd.Context())
 			if err != nil {
 				return err
@@ -474,7 +476,7 @@ server adds targets that are not stored.`,
 				t.Rows = append(t.Rows, []string{p.Name, p.URL, p.Labels.String()})
 			}
 			return t.write(cmd.OutOrStdout(), out, ts)
-		},
+		}),
 	}
 	ls.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	var labels []string
@@ -514,14 +516,9 @@ server adds targets that are not stored.`,
 		Short:   "Remove a pull target",
 		Example: `  srekit profiling pull rm api`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			return db.DeletePullTarget(cmd.Context(), args[0])
-		},
+		}),
 	}
 	group.AddCommand(ls, add, rm)
 	return group
@@ -542,31 +539,21 @@ is stored: the token is printed once, when issued.`,
 		Example: `  srekit profiling agent-token issue web-1
   srekit agent --server https://srekit:8080 --name web-1 --token "$(cat web-1.token)" --pprof api=http://127.0.0.1:6060`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			tok, err := db.IssueAgentToken(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok)
 			return nil
-		},
+		}),
 	}
 	out := outputFormat("table")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List the agents that have a token",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			ts, err := db.AgentTokens(cmd.Context())
 			if err != nil {
 				return err
@@ -576,7 +563,7 @@ is stored: the token is printed once, when issued.`,
 				t.Rows = append(t.Rows, []string{a.Agent, a.Created.Format(time.RFC3339)})
 			}
 			return t.write(cmd.OutOrStdout(), out, ts)
-		},
+		}),
 	}
 	ls.Flags().VarP(&out, "output", "o", "output format: table, json or csv")
 	rm := &cobra.Command{
@@ -584,14 +571,9 @@ is stored: the token is printed once, when issued.`,
 		Aliases: []string{"rm"},
 		Short:   "Revoke the token of an agent",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			db, closeDB, err := openProfilingDB(cmd)
-			if err != nil {
-				return err
-			}
-			defer closeDB()
+		RunE: withProfilingDB(func(cmd *cobra.Command, db *profiling.DB, args []string) error {
 			return db.RevokeAgentToken(cmd.Context(), args[0])
-		},
+		}),
 	}
 	group.AddCommand(issue, ls, rm)
 	return group
