@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/srekit/srekit/internal/sharedtest"
 	"github.com/srekit/srekit/store"
 	"github.com/srekit/srekit/store/storetest"
 )
@@ -222,10 +222,7 @@ func TestDecodeGoProfiles(t *testing.T) {
 	if _, err := Decode(g.Bytes(), FormatPprof, "cpu", "", Limits{}); err == nil || !strings.Contains(err.Error(), "goroutine") {
 		t.Fatalf("asking a goroutine profile for cpu: %v", err)
 	}
-	perf, err := os.ReadFile("/work/shared/testdata/flamegraph/perf-funcab-cmd-01.txt")
-	if err != nil {
-		t.Skipf("SKIPPED: perf sample input not found: %v", err)
-	}
+	perf := sharedtest.Read(t, "perf decode test", "flamegraph", "perf-funcab-cmd-01.txt")
 	ds, err = Decode(perf, FormatPerf, "", "", Limits{})
 	if err != nil || ds[0].Profile.Total() == 0 {
 		t.Fatalf("perf script: %+v %v", ds, err)

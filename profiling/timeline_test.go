@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -16,46 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/srekit/srekit/internal/sharedtest"
 	"github.com/srekit/srekit/store"
 	"github.com/srekit/srekit/store/storetest"
 )
-
-// flamegraphTestdata is the FlameGraph project's perf script outputs in the
-// shared test data beside the repository (see its README for provenance).
-func flamegraphTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "testdata", "flamegraph", name))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared test data missing: %v", err)
-		}
-		t.Skipf("SKIPPED: timeline test NOT RUN: shared test data missing: %v", err)
-	}
-	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b
-}
 
 // headerTimes lists the timestamps of the sample headers of one event, read
 // with a regular expression independent of the timeline code.
@@ -90,7 +52,7 @@ func TestPerfTimeline(t *testing.T) {
 		{"example-perf-stacks.txt.gz", "cycles"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			raw := flamegraphTestdata(t, tc.file)
+			raw := sharedtest.Read(t, "perf timeline test", "flamegraph", tc.file)
 			ds, err := Decode(raw, FormatPerf, "cpu", "", Limits{})
 			if err != nil {
 				t.Fatal(err)
@@ -177,7 +139,7 @@ func sortedStacks(m stackMap) []string {
 // TestPerfTimelineWithoutTimestamps: perf script printed without times
 // (perf script -F without time) gives a snapshot with no timeline, not an error.
 func TestPerfTimelineWithoutTimestamps(t *testing.T) {
-	raw := flamegraphTestdata(t, "perf-funcab-pid-01.txt")
+	raw := sharedtest.Read(t, "perf timeline test", "flamegraph", "perf-funcab-pid-01.txt")
 	ds, err := Decode(raw, FormatPerf, "cpu", "", Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -331,7 +293,7 @@ func FuzzDecodeTimeline(f *testing.F) {
 // TestStoreTimeline stores perf snapshots with timelines on both engines and
 // reads time ranges back.
 func TestStoreTimeline(t *testing.T) {
-	raw := flamegraphTestdata(t, "perf-funcab-cmd-01.txt")
+	raw := sharedtest.Read(t, "perf timeline test", "flamegraph", "perf-funcab-cmd-01.txt")
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		db := &DB{S: st}
@@ -461,7 +423,7 @@ func TestTimelineEncodeRandom(t *testing.T) {
 // BenchmarkPerfTimeline is the cost of keeping the timeline of a perf
 // script upload, beside collapsing it.
 func BenchmarkPerfTimeline(b *testing.B) {
-	raw := flamegraphTestdata(b, "example-perf-stacks.txt.gz")
+	raw := sharedtest.Read(b, "perf timeline benchmark", "flamegraph", "example-perf-stacks.txt.gz")
 	b.Run("collapse", func(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		for b.Loop() {

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
+	"github.com/srekit/srekit/internal/sharedtest"
 	"github.com/srekit/srekit/profiling"
 	"github.com/srekit/srekit/web"
 	"github.com/srekit/srekit/web/webtest"
@@ -155,7 +156,7 @@ func TestProfilingBrowseAndCapture(t *testing.T) {
 // [2 s, 5 s) by clicking a start and an end cell, and checks that the flame
 // graph shown is of just those samples; then merges two selections.
 func TestProfilingSubsecondHeatMap(t *testing.T) {
-	raw := web.PerfTestdataForTest(t, "example-perf-stacks.txt.gz")
+	raw := sharedtest.Read(t, "sub-second heat map browser test", "flamegraph", "example-perf-stacks.txt.gz")
 	offs := web.PerfSampleOffsetsForTest(t, raw)
 	_, base := webtest.StartServer(t, false)
 	req, _ := http.NewRequest("POST", base+"/api/v1/profiling/ingest?format=perf&name=demo", bytes.NewReader(raw))

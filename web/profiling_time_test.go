@@ -2,14 +2,11 @@ package web
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -17,41 +14,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/srekit/srekit/internal/sharedtest"
 	"github.com/srekit/srekit/profiling"
 )
-
-// perfTestdata reads a perf script output of the FlameGraph project from the
-// shared test data beside the repository (see its README for provenance).
-func perfTestdata(t testing.TB, name string) []byte {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("repository root not found")
-		}
-		dir = filepath.Dir(dir)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "..", "shared", "testdata", "flamegraph", name))
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared test data missing: %v", err)
-		}
-		t.Skipf("SKIPPED: sub-second heat map test NOT RUN: shared test data missing: %v", err)
-	}
-	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return b
-}
 
 // perfSampleOffsets lists each sample's time in microseconds after the
 // first, read from the headers with a regular expression (independently of
@@ -101,7 +66,7 @@ func getRaw(t *testing.T, u string) (int, http.Header, string) {
 // 10 s, event "cycles" with no period: each sample weighs 1) and checks the
 // heat map grid and time-range flame graphs against an independent count.
 func TestProfilingTimelineAPI(t *testing.T) {
-	raw := perfTestdata(t, "example-perf-stacks.txt.gz")
+	raw := sharedtest.Read(t, "sub-second heat map test", "flamegraph", "example-perf-stacks.txt.gz")
 	offs := perfSampleOffsets(t, raw)
 	base := newProfilingTestServer(t)
 	code, body := post(t, base+"/api/v1/profiling/ingest?format=perf&name=demo%7Bhost%3Dh1%7D", "text/plain", raw, pfToken)
@@ -364,7 +329,6 @@ func TestProfilingShareNotConfigured(t *testing.T) {
 
 // Exported for the browser test (package web_test).
 var (
-	PerfTestdataForTest      = perfTestdata
 	PerfSampleOffsetsForTest = perfSampleOffsets
 	CountInForTest           = countIn
 )

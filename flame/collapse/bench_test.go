@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/srekit/srekit/internal/sharedtest"
 )
 
 func BenchmarkPerfScript(b *testing.B) {
-	f, err := os.Open(filepath.Join(sharedTestdata(b), "example-perf-stacks.txt.gz"))
+	f, err := os.Open(filepath.Join(sharedtest.Dir(b, "perf collapse benchmark", "flamegraph"), "example-perf-stacks.txt.gz"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/pprof/profile"
+	"github.com/srekit/srekit/internal/sharedtest"
 )
 
 func folded(t *testing.T, r *bytes.Buffer, format Format, o Options) (string, Format) {
@@ -51,7 +52,7 @@ func TestCollapseFormats(t *testing.T) {
 }
 
 func TestDetect(t *testing.T) {
-	td := sharedTestdata(t)
+	td := sharedtest.Dir(t, "perf compatibility test", "flamegraph")
 	perf, err := os.ReadFile(filepath.Join(td, "perf-java-stacks-01.txt"))
 	if err != nil {
 		t.Fatal(err)

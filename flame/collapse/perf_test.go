@@ -10,36 +10,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-)
 
-// sharedTestdata finds ../shared/testdata beside the repository (in CI a copy
-// of shared/ sits beside the clone). Without it the test fails under CI and
-// is skipped loudly elsewhere.
-func sharedTestdata(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root (go.mod) not found")
-		}
-		dir = parent
-	}
-	td := filepath.Join(dir, "..", "shared", "testdata", "flamegraph")
-	if _, err := os.Stat(td); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared test data missing: %v", err)
-		}
-		t.Skipf("SKIPPED: compatibility test NOT RUN: shared test data missing: %v", err)
-	}
-	return td
-}
+	"github.com/srekit/srekit/internal/sharedtest"
+)
 
 var perfOptionSets = map[string]PerfOptions{
 	"default": {},
@@ -54,7 +27,7 @@ var perfOptionSets = map[string]PerfOptions{
 // TestPerfCompatibility checks that every input collapses byte for byte as
 // stackcollapse-perf.pl collapses it, with every option.
 func TestPerfCompatibility(t *testing.T) {
-	td := sharedTestdata(t)
+	td := sharedtest.Dir(t, "perf compatibility test", "flamegraph")
 	inputs, err := filepath.Glob(filepath.Join(td, "*.txt"))
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("no inputs in %s (%v)", td, err)
@@ -135,7 +108,7 @@ func (r *repeatReader) Read(p []byte) (int, error) {
 // TestPerfStreams checks that collapsing allocates little compared with its
 // input: memory follows the distinct stacks, not the input size.
 func TestPerfStreams(t *testing.T) {
-	f, err := os.Open(filepath.Join(sharedTestdata(t), "example-perf-stacks.txt.gz"))
+	f, err := os.Open(filepath.Join(sharedtest.Dir(t, "perf compatibility test", "flamegraph"), "example-perf-stacks.txt.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
