@@ -350,14 +350,7 @@ func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
 	if fc.gone.Load() {
 		return 499, "", false
 	}
-	msg := "no healthy endpoint could answer"
-	switch lastCode {
-	case http.StatusGatewayTimeout:
-		msg = "the backend did not answer in time"
-	case http.StatusBadGateway:
-		msg = "the backend could not be reached"
-	}
-	return lastCode, lastRegion, fc.writeError(lastCode, msg)
+	return lastCode, lastRegion, fc.writeError(lastCode, failureMessage(lastCode))
 }
 
 // try sends one attempt to e and reads the response head into fc.res. The

@@ -269,14 +269,7 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request, rt *route, c *
 		// failure to count (nginx logs this as 499).
 		return 499, ""
 	}
-	msg := "no healthy endpoint could answer"
-	switch lastCode {
-	case http.StatusGatewayTimeout:
-		msg = "the backend did not answer in time"
-	case http.StatusBadGateway:
-		msg = "the backend could not be reached"
-	}
-	httpError(w, lastCode, msg)
+	httpError(w, lastCode, failureMessage(lastCode))
 	return lastCode, lastRegion
 }
 
@@ -483,4 +476,16 @@ func (h *handler) respond(w http.ResponseWriter, a *attempt) int {
 		hdr[http.TrailerPrefix+k] = v
 	}
 	return res.StatusCode
+}
+
+// failureMessage is the one-line answer when no attempt succeeded; both the
+// net/http path and the fast path use it, so clients see the same text.
+func failureMessage(code int) string {
+	switch code {
+	case http.StatusGatewayTimeout:
+		return "the backend did not answer in time"
+	case http.StatusBadGateway:
+		return "the backend could not be reached"
+	}
+	return "no healthy endpoint could answer"
 }
