@@ -56,7 +56,7 @@ func TestFirmwarePage(t *testing.T) {
 	// The per-host view of the host on the known-bad release.
 	var hostText string
 	err = chromedp.Run(ctx,
-		chromedp.Click(`a[href="/firmware/hosts/web05"]`, chromedp.ByQuery),
+		webtest.ClickAndLoad(`a[href="/firmware/hosts/web05"]`),
 		chromedp.WaitVisible("#fw-host-components", chromedp.ByQuery),
 		chromedp.Text("#fw-host-components", &hostText, chromedp.ByQuery),
 	)

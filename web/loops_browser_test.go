@@ -60,7 +60,7 @@ func TestLoopsPageInBrowser(t *testing.T) {
 	var errText string
 	err = chromedp.Run(ctx,
 		chromedp.SetValue("#loops-source", "name: broken\nvariables: [a, b]\nlinks:\n  - {from: a, to: nowhere, polarity: '+'}\n", chromedp.ByQuery),
-		chromedp.Click("#loops-run", chromedp.ByQuery),
+		webtest.ClickAndLoad("#loops-run"),
 		chromedp.WaitVisible("#loops-error", chromedp.ByQuery),
 		chromedp.Text("#loops-error", &errText, chromedp.ByQuery),
 	)

@@ -44,7 +44,7 @@ func TestReplicationPageInBrowser(t *testing.T) {
 		chromedp.SetValue("#repl-scenario", "node-dies", chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll('#repl-mitigations input').forEach(i => i.checked = (i.value === 'grace'))`, nil),
 		chromedp.SetValue("#repl-minutes", "40", chromedp.ByQuery),
-		chromedp.Click("#repl-run", chromedp.ByQuery),
+		webtest.ClickAndLoad("#repl-run"),
 		chromedp.WaitVisible("#repl-verdicts", chromedp.ByQuery),
 		chromedp.Text("#repl-row-1", &mitigated, chromedp.ByQuery),
 	)

@@ -6,6 +6,7 @@ package webtest
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -144,4 +145,35 @@ func Screenshot(ctx context.Context, path string) error {
 		return err
 	}
 	return os.WriteFile(path, buf, 0o644)
+}
+
+// ClickAndLoad clicks sel, which leads to a new page (a form submit or a
+// link), and returns once the new page has loaded. A plain Click returns at
+// once: the next action may then read the old page, or fail with "Cannot
+// find context with specified id" while Chromium swaps documents.
+func ClickAndLoad(sel string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		if err := chromedp.Evaluate(`window.__srekitOldPage = true`, nil).Do(ctx); err != nil {
+			return err
+		}
+		if err := chromedp.Click(sel, chromedp.ByQuery).Do(ctx); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var loaded bool
+			err := chromedp.Evaluate(`!window.__srekitOldPage && document.readyState === "complete"`, &loaded).Do(ctx)
+			if err == nil && loaded {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("click %s: no new page loaded within 30s (last: %v)", sel, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	})
 }
