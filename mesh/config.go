@@ -60,6 +60,10 @@ type Listener struct {
 	// DisableFastPath serves every request of a plain-HTTP listener with
 	// net/http, as TLS and h2c listeners are (see docs/mesh.md, "fast path").
 	DisableFastPath bool `yaml:"disable_fast_path"`
+	// EventLoops is how many epoll event loops serve the fast path (Linux):
+	// 0 means one per CPU the Go scheduler uses (GOMAXPROCS); below zero,
+	// none: a goroutine per connection, as on other systems.
+	EventLoops int `yaml:"event_loops"`
 }
 
 // Route sends requests whose host and path match to a cluster. An empty Host

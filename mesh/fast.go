@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,8 +40,10 @@ func (l Listener) Serving() string {
 		return "HTTP/1.1 and h2c (net/http)"
 	case l.DisableFastPath:
 		return "HTTP/1.1 (net/http: disable_fast_path)"
+	case loopCount(l) == 0:
+		return "HTTP/1.1 (fast path, a goroutine per connection; net/http for bodies, upgrades and the unusual)"
 	}
-	return "HTTP/1.1 (fast path; net/http for bodies, upgrades and the unusual)"
+	return fmt.Sprintf("HTTP/1.1 (fast path on %d event loops; net/http for bodies, upgrades and the unusual)", loopCount(l))
 }
 
 // fastHeadMax is the largest request head the fast path reads: bigger heads
@@ -60,6 +63,9 @@ type fastServer struct {
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
+
+	loops []*evloop // nil: a goroutine per connection
+	next  int       // the loop the next connection goes to (accept goroutine only)
 }
 
 func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fastServer {
@@ -75,6 +81,12 @@ func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fast
 // Serve accepts connections until ln is closed.
 func (s *fastServer) Serve(ln net.Listener) error {
 	go s.srv.Serve(s.hand)
+	s.mu.Lock()
+	if !s.closing.Load() {
+		s.loops = startLoops(s, loopCount(s.l))
+	}
+	loops := s.loops
+	s.mu.Unlock()
 	stop := make(chan struct{})
 	defer close(stop)
 	go s.watchLoop(stop)
@@ -91,6 +103,12 @@ func (s *fastServer) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		if len(loops) > 0 {
+			s.next = (s.next + 1) % len(loops)
+			if loops[s.next].adopt(nc) {
+				continue
+			}
+		}
 		fc := s.newConn(nc)
 		if fc == nil {
 			nc.Close()
@@ -105,11 +123,26 @@ func (s *fastServer) Serve(ln net.Listener) error {
 func (s *fastServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
 	s.ln.Close()
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.stop(false)
+	}
+	defer func() {
+		for _, l := range loops {
+			l.stop(true)
+			<-l.exited
+		}
+	}()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
 		n := len(s.conns)
+		for _, l := range loops {
+			n += int(l.nconns.Load())
+		}
 		for fc := range s.conns {
 			if fc.idle.Load() {
 				fc.nc.SetReadDeadline(longAgo) // wakes it; it sees closing and leaves
@@ -332,6 +365,18 @@ func (fc *fastConn) serve() {
 			return
 		}
 	}
+}
+
+// serveHandedOff serves a connection an event loop handed over, replaying
+// the bytes it had read.
+func (s *fastServer) serveHandedOff(nc net.Conn, pending []byte) {
+	fc := s.newConn(nc)
+	if fc == nil {
+		nc.Close()
+		return
+	}
+	fc.cr.pending = pending
+	go fc.serve()
 }
 
 // routeHost returns the request's host as routes match it (lower case,

@@ -196,13 +196,24 @@ func listed(name []byte, tokens [][]byte) bool {
 	return false
 }
 
-// writeRequest writes the request head sent upstream: the client's with
-// the route's prefix stripped, hop-by-hop headers (and those Connection
-// names) removed, and X-Forwarded-* set, exactly as outgoing does on the
-// net/http path.
+// headWriter is where heads are written: a connection's bufio.Writer on
+// the goroutine fast path, a byte buffer on the event loop.
+type headWriter interface {
+	Write([]byte) (int, error)
+	WriteString(string) (int, error)
+	WriteByte(byte) error
+}
+
+// writeRequest writes the request head sent upstream.
 func (fc *fastConn) writeRequest(w *bufio.Writer, rt *route) {
-	h := &fc.h
-	trust := fc.s.l.TrustForwarded
+	writeRequestHead(w, &fc.h, rt, fc.s.l.TrustForwarded, fc.ip)
+}
+
+// writeRequestHead writes the request head sent upstream: the client's with
+// the route's prefix stripped, hop-by-hop headers (and those Connection
+// names) removed, and X-Forwarded-* set (ip is the client's address), exactly
+// as outgoing does on the net/http path.
+func writeRequestHead(w headWriter, h *reqHead, rt *route, trust bool, ip string) {
 	w.Write(h.method)
 	w.WriteByte(' ')
 	path := h.path
@@ -247,7 +258,7 @@ func (fc *fastConn) writeRequest(w *bufio.Writer, rt *route) {
 			w.WriteString(", ")
 		}
 	}
-	w.WriteString(fc.ip)
+	w.WriteString(ip)
 	w.WriteString("\r\n")
 	if !keepXFP {
 		w.WriteString("X-Forwarded-Proto: http\r\n")
@@ -329,14 +340,7 @@ func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
 		}
 		lastRegion = e.Region
 		if t.err != nil {
-			switch {
-			case t.canceled && fc.gone.Load():
-				lastCode = 499
-			case t.canceled || t.timeout:
-				lastCode = http.StatusGatewayTimeout
-			default:
-				lastCode = http.StatusBadGateway
-			}
+			lastCode = failedStatus(t.canceled, t.timeout, fc.gone.Load())
 		} else {
 			lastCode = fc.res.status
 			fc.discard(t.pc, c, head)
@@ -412,25 +416,47 @@ func (fc *fastConn) try(c *cluster, e *Endpoint, rt *route, perTry time.Duration
 	if !sent.IsZero() {
 		rtt = now.Sub(sent)
 	}
+	t.canceled, t.timeout = c.attemptEnded(e, now, rtt, t.err, isTimeout(t.err), fc.gone.Load(), deadline, fc.res.status)
+	return t
+}
+
+// attemptEnded records how one attempt on e ended (err nil: a response with
+// status arrived) in the endpoint's latency and outlier state and the
+// upstream histogram. An attempt the client left, or that ran into the
+// request's own deadline, says nothing about the backend and is only
+// counted. It returns whether the attempt was canceled that way, or hit
+// the per-try timeout.
+func (c *cluster) attemptEnded(e *Endpoint, now time.Time, rtt time.Duration, err error, timedOut, gone bool, deadline time.Time, status int) (canceled, timeout bool) {
 	o, label := outcomeOK, "ok"
 	switch {
-	case t.err != nil && fc.gone.Load():
-		t.canceled, label = true, "canceled"
-	case t.err != nil && isTimeout(t.err) && !now.Before(deadline):
-		t.canceled, label = true, "canceled"
-	case t.err != nil && isTimeout(t.err):
-		t.timeout = true
+	case err != nil && gone:
+		canceled, label = true, "canceled"
+	case err != nil && timedOut && !now.Before(deadline):
+		canceled, label = true, "canceled"
+	case err != nil && timedOut:
+		timeout = true
 		o, label = outcomeTimeout, "timeout"
-	case t.err != nil:
+	case err != nil:
 		o, label = outcomeConnect, "error"
-	case fc.res.status >= 500:
+	case status >= 500:
 		o, label = outcome5xx, "5xx"
 	}
 	if label != "canceled" {
 		c.record(e, now, rtt, o)
 	}
 	c.upstreamObserver(e, label).Observe(rtt.Seconds())
-	return t
+	return canceled, timeout
+}
+
+// failedStatus is the status a failed attempt leaves for the client.
+func failedStatus(canceled, timeout, gone bool) int {
+	switch {
+	case canceled && gone:
+		return 499
+	case canceled || timeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
 }
 
 // discard reads and drops a response that will be retried, keeping the
@@ -472,34 +498,9 @@ func (fc *fastConn) relay(pc *h1Conn, c *cluster, head bool) bool {
 	r := &fc.res
 	w := fc.bw
 	fc.setUpstream(nil) // the hang-up watch has ended
-	writeStatusLine(w, r.status)
 	noBody := bodiless(r.status, head)
-	chunkedOut := !noBody && r.length < 0
-	for _, f := range r.headers {
-		if isHop(f.name) && !(r.chunked && equalFold(f.name, "Trailer")) || listed(f.name, r.connTokens) {
-			continue
-		}
-		if chunkedOut && equalFold(f.name, "Content-Length") {
-			continue
-		}
-		w.Write(f.name)
-		w.WriteString(": ")
-		w.Write(f.value)
-		w.WriteString("\r\n")
-	}
-	if !r.hasDate {
-		w.WriteString("Date: ")
-		w.Write(httpDate())
-		w.WriteString("\r\n")
-	}
-	if chunkedOut {
-		w.WriteString("Transfer-Encoding: chunked\r\n")
-	}
 	closing := fc.h.close || fc.s.closing.Load()
-	if closing {
-		w.WriteString("Connection: close\r\n")
-	}
-	w.WriteString("\r\n")
+	writeResponseHead(w, r, noBody, closing)
 	pc.br.Discard(r.size)
 	var ok bool
 	var cerr error // a client write error
@@ -523,6 +524,39 @@ func (fc *fastConn) relay(pc *h1Conn, c *cluster, head bool) bool {
 		pc.nc.Close()
 	}
 	return ok && cerr == nil && !closing
+}
+
+// writeResponseHead writes the head relayed to the client: the status line,
+// the backend's headers without hop-by-hop ones, a Date when the backend sent
+// none, chunked framing for a body of unknown length, and Connection: close
+// when the client connection ends after this response.
+func writeResponseHead(w headWriter, r *resHead, noBody, closing bool) {
+	writeStatusLine(w, r.status)
+	chunkedOut := !noBody && r.length < 0
+	for _, f := range r.headers {
+		if isHop(f.name) && !(r.chunked && equalFold(f.name, "Trailer")) || listed(f.name, r.connTokens) {
+			continue
+		}
+		if chunkedOut && equalFold(f.name, "Content-Length") {
+			continue
+		}
+		w.Write(f.name)
+		w.WriteString(": ")
+		w.Write(f.value)
+		w.WriteString("\r\n")
+	}
+	if !r.hasDate {
+		w.WriteString("Date: ")
+		w.Write(httpDate())
+		w.WriteString("\r\n")
+	}
+	if chunkedOut {
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if closing {
+		w.WriteString("Connection: close\r\n")
+	}
+	w.WriteString("\r\n")
 }
 
 // relayLength copies exactly n body bytes.
@@ -552,24 +586,9 @@ func relayChunked(br *bufio.Reader, w *bufio.Writer) (bool, error) {
 		if err != nil || len(line) < 2 || line[len(line)-2] != '\r' {
 			return false, nil
 		}
-		line = line[:len(line)-2]
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		line = trimOWS(line)
-		if len(line) == 0 || len(line) > 15 {
+		size, ok := parseChunkSize(line[:len(line)-2])
+		if !ok {
 			return false, nil
-		}
-		var size int64
-		for _, c := range line {
-			switch {
-			case c >= '0' && c <= '9':
-				size = size<<4 | int64(c-'0')
-			case c|0x20 >= 'a' && c|0x20 <= 'f':
-				size = size<<4 | int64(c|0x20-'a'+10)
-			default:
-				return false, nil
-			}
 		}
 		if size == 0 {
 			if _, err := w.WriteString("0\r\n"); err != nil {
@@ -610,6 +629,30 @@ func relayChunked(br *bufio.Reader, w *bufio.Writer) (bool, error) {
 	}
 }
 
+// parseChunkSize reads a chunk-size line (without its CRLF), ignoring
+// chunk extensions.
+func parseChunkSize(line []byte) (int64, bool) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = trimOWS(line)
+	if len(line) == 0 || len(line) > 15 {
+		return 0, false
+	}
+	var size int64
+	for _, c := range line {
+		switch {
+		case c >= '0' && c <= '9':
+			size = size<<4 | int64(c-'0')
+		case c|0x20 >= 'a' && c|0x20 <= 'f':
+			size = size<<4 | int64(c|0x20-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return size, true
+}
+
 // relayUntilClose copies a body that ends when the backend closes, as chunks.
 func relayUntilClose(br *bufio.Reader, w *bufio.Writer) (bool, error) {
 	for {
@@ -639,25 +682,29 @@ func relayUntilClose(br *bufio.Reader, w *bufio.Writer) (bool, error) {
 
 // writeError answers with a short text error, as httpError does.
 func (fc *fastConn) writeError(code int, msg string) bool {
-	w := fc.bw
+	closing := fc.h.close || fc.s.closing.Load()
+	writeErrorResponse(fc.bw, code, msg, closing)
+	return fc.bw.Flush() == nil && !closing
+}
+
+// writeErrorResponse writes a short text error response.
+func writeErrorResponse(w headWriter, code int, msg string, closing bool) {
 	writeStatusLine(w, code)
 	w.WriteString("Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nDate: ")
 	w.Write(httpDate())
 	w.WriteString("\r\nContent-Length: ")
 	w.WriteString(strconv.Itoa(len(msg) + 1))
-	closing := fc.h.close || fc.s.closing.Load()
 	if closing {
 		w.WriteString("\r\nConnection: close")
 	}
 	w.WriteString("\r\n\r\n")
 	w.WriteString(msg)
 	w.WriteString("\n")
-	return w.Flush() == nil && !closing
 }
 
 // writeStatusLine writes the status line as net/http's server does (its own
 // reason phrase, not the backend's).
-func writeStatusLine(w *bufio.Writer, code int) {
+func writeStatusLine(w headWriter, code int) {
 	w.WriteString("HTTP/1.1 ")
 	var b [3]byte
 	w.Write(strconv.AppendInt(b[:0], int64(code), 10))
