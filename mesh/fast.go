@@ -64,8 +64,9 @@ type fastServer struct {
 	mu      sync.Mutex
 	conns   map[*fastConn]struct{}
 
-	loops []*evloop // nil: a goroutine per connection
-	next  int       // the loop the next connection goes to (accept goroutine only)
+	loops   []*evloop    // nil: a goroutine per connection
+	next    int          // the loop the next connection goes to (accept goroutine only)
+	adopted atomic.Int64 // connections given to the loops (for tests)
 }
 
 func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fastServer {
@@ -106,6 +107,7 @@ func (s *fastServer) Serve(ln net.Listener) error {
 		if len(loops) > 0 {
 			s.next = (s.next + 1) % len(loops)
 			if loops[s.next].adopt(nc) {
+				s.adopted.Add(1)
 				continue
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -113,8 +114,8 @@ func (b *rawBackend) lastRequest() *http.Request {
 const parityYAML = `
 admin: "off"
 listeners:
-  - {addr: "127.0.0.1:0", max_header_bytes: 4096, disable_fast_path: {{slow}}}
-  - {addr: "127.0.0.1:0", trust_forwarded: true, disable_fast_path: {{slow}}}
+  - {addr: "127.0.0.1:0", max_header_bytes: 4096, disable_fast_path: {{slow}}, event_loops: {{loops}}}
+  - {addr: "127.0.0.1:0", trust_forwarded: true, disable_fast_path: {{slow}}, event_loops: {{loops}}}
 routes:
   - {path_prefix: /api, cluster: raw, strip_prefix: true}
   - {host: raw.example, cluster: raw}
@@ -241,19 +242,30 @@ func TestFastPathParity(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b := newRawBackend(t)
-			fastM, _ := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false"})
-			slowM, _ := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "true"})
-			if _, ok := fastM.servers[0].(*fastServer); !ok {
-				t.Fatal("the plain listener does not use the fast path")
+			loopM, _ := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false", "loops": "0"})
+			goM, _ := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false", "loops": "-1"})
+			slowM, _ := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "true", "loops": "0"})
+			for _, m := range []*Mesh{loopM, goM} {
+				if _, ok := m.servers[0].(*fastServer); !ok {
+					t.Fatal("the plain listener does not use the fast path")
+				}
 			}
 			if _, ok := slowM.servers[0].(*http.Server); !ok {
 				t.Fatal("disable_fast_path did not give a net/http listener")
 			}
-			got := sendRaw(t, fastM.Addrs()[tc.listener].String(), tc.raw, tc.methods, b)
 			want := sendRaw(t, slowM.Addrs()[tc.listener].String(), tc.raw, tc.methods, b)
+			got := sendRaw(t, goM.Addrs()[tc.listener].String(), tc.raw, tc.methods, b)
 			if !slices.Equal(got.responses, want.responses) || got.closed != want.closed || got.upstream != want.upstream {
-				t.Errorf("fast path and net/http differ\nfast:     %q closed=%v\nupstream: %q\nnet/http: %q closed=%v\nupstream: %q",
+				t.Errorf("goroutine fast path and net/http differ\nfast:     %q closed=%v\nupstream: %q\nnet/http: %q closed=%v\nupstream: %q",
 					got.responses, got.closed, got.upstream, want.responses, want.closed, want.upstream)
+			}
+			got = sendRaw(t, loopM.Addrs()[tc.listener].String(), tc.raw, tc.methods, b)
+			if !slices.Equal(got.responses, want.responses) || got.closed != want.closed || got.upstream != want.upstream {
+				t.Errorf("event loop and net/http differ\nloop:     %q closed=%v\nupstream: %q\nnet/http: %q closed=%v\nupstream: %q",
+					got.responses, got.closed, got.upstream, want.responses, want.closed, want.upstream)
+			}
+			if runtime.GOOS == "linux" && loopM.servers[tc.listener].(*fastServer).adopted.Load() == 0 {
+				t.Error("no connection was served by an event loop")
 			}
 			if len(got.responses) != len(tc.methods) {
 				t.Errorf("%d responses, want %d", len(got.responses), len(tc.methods))
@@ -302,42 +314,46 @@ func TestFastPathParity(t *testing.T) {
 // TestFastPathClientHangUpWhileStreaming checks that a client leaving in
 // the middle of a response leaves the proxy serving others.
 func TestFastPathKeepsServingAfterHangUps(t *testing.T) {
-	b := newRawBackend(t)
-	m, url := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false"})
-	addr := m.Addrs()[0].String()
-	for range 5 {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "GET /big HTTP/1.1\r\nHost: raw.example\r\n\r\n")
-		c.Read(make([]byte, 100))
-		c.Close()
-		c, err = net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: raw.example\r\n\r\n")
-		time.Sleep(100 * time.Millisecond) // the hang-up watch has started
-		c.Close()
-	}
-	req, _ := http.NewRequest("GET", url+"/x", nil)
-	req.Host = "raw.example"
-	res, err := newClient().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 || !bytes.Contains(body, []byte("hello /x")) {
-		t.Fatalf("after hang-ups: %d %q", res.StatusCode, body)
-	}
-	deadline := time.Now().Add(3 * time.Second)
-	for testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`) < 5 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`); n < 5 {
-		t.Errorf("client_closed requests: %d, want 5 (the slow ones)", n)
+	for _, loops := range []string{"0", "-1"} {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			b := newRawBackend(t)
+			m, url := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false", "loops": loops})
+			addr := m.Addrs()[0].String()
+			for range 5 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.WriteString(c, "GET /big HTTP/1.1\r\nHost: raw.example\r\n\r\n")
+				c.Read(make([]byte, 100))
+				c.Close()
+				c, err = net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: raw.example\r\n\r\n")
+				time.Sleep(100 * time.Millisecond) // the hang-up watch has started
+				c.Close()
+			}
+			req, _ := http.NewRequest("GET", url+"/x", nil)
+			req.Host = "raw.example"
+			res, err := newClient().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || !bytes.Contains(body, []byte("hello /x")) {
+				t.Fatalf("after hang-ups: %d %q", res.StatusCode, body)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`) < 5 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := testHistogramCount(t, m, "srekit_mesh_request_duration_seconds", `code="client_closed"`); n < 5 {
+				t.Errorf("client_closed requests: %d, want 5 (the slow ones)", n)
+			}
+		})
 	}
 }
 
@@ -345,35 +361,39 @@ func TestFastPathKeepsServingAfterHangUps(t *testing.T) {
 // pieces is served, and one that never completes is cut off after
 // read_header_timeout.
 func TestFastPathHeadInPiecesAndSlowClients(t *testing.T) {
-	b := newRawBackend(t)
-	y := strings.Replace(parityYAML, "max_header_bytes: 4096,", "max_header_bytes: 4096, read_header_timeout: 300ms,", 1)
-	m, _ := startMesh(t, y, map[string]string{"raw": b.addr, "slow": "false"})
-	c, err := net.Dial("tcp", m.Addrs()[0].String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	for _, part := range []string{"GET /pie", "ces HTTP/1.1\r\nHo", "st: raw.example\r\n", "\r\n"} {
-		io.WriteString(c, part)
-		time.Sleep(30 * time.Millisecond)
-	}
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 || string(body) != "hello /pieces\n" {
-		t.Fatalf("head in pieces: %d %q", res.StatusCode, body)
-	}
-	// Now a slow client: half a head, then nothing.
-	io.WriteString(c, "GET /x HTTP/1.1\r\nHost: raw")
-	startWait := time.Now()
-	if _, err := br.ReadByte(); err == nil {
-		t.Fatal("an incomplete head got an answer")
-	}
-	if waited := time.Since(startWait); waited > 4*time.Second {
-		t.Fatalf("an incomplete head held the connection for %v", waited)
+	for _, loops := range []string{"0", "-1"} {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			b := newRawBackend(t)
+			y := strings.Replace(parityYAML, "max_header_bytes: 4096,", "max_header_bytes: 4096, read_header_timeout: 300ms,", 1)
+			m, _ := startMesh(t, y, map[string]string{"raw": b.addr, "slow": "false", "loops": loops})
+			c, err := net.Dial("tcp", m.Addrs()[0].String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			for _, part := range []string{"GET /pie", "ces HTTP/1.1\r\nHo", "st: raw.example\r\n", "\r\n"} {
+				io.WriteString(c, part)
+				time.Sleep(30 * time.Millisecond)
+			}
+			br := bufio.NewReader(c)
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 200 || string(body) != "hello /pieces\n" {
+				t.Fatalf("head in pieces: %d %q", res.StatusCode, body)
+			}
+			// Now a slow client: half a head, then nothing.
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: raw")
+			startWait := time.Now()
+			if _, err := br.ReadByte(); err == nil {
+				t.Fatal("an incomplete head got an answer")
+			}
+			if waited := time.Since(startWait); waited > 4*time.Second {
+				t.Fatalf("an incomplete head held the connection for %v", waited)
+			}
+		})
 	}
 }

@@ -1,0 +1,281 @@
+package mesh
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The tests here run on both fast-path engines: the event loops
+// (event_loops: 0, the default on Linux) and a goroutine per connection
+// (event_loops: -1).
+var engines = []string{"0", "-1"}
+
+const engineYAML = `
+admin: "off"
+listeners: [{addr: "127.0.0.1:0", event_loops: {{loops}}}]
+routes: [{cluster: app}]
+clusters:
+  - {name: app, endpoints: [{address: "{{app}}"}]}
+`
+
+// bodyBackend answers /cl/N, /chunked/N and /close/N with N pseudo-random
+// bytes framed by Content-Length, chunks of random sizes, or the end of the
+// connection; /slow waits 300 ms; anything else answers "ok". With
+// idleClose set it closes every connection soon after answering, as a
+// backend with a short keep-alive timeout does.
+type bodyBackend struct {
+	ln        net.Listener
+	idleClose time.Duration
+	mu        sync.Mutex
+	conns     int
+}
+
+func newBodyBackend(t *testing.T, idleClose time.Duration) *bodyBackend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bodyBackend{ln: ln, idleClose: idleClose}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns++
+			b.mu.Unlock()
+			go b.serve(c)
+		}
+	}()
+	return b
+}
+
+func testBody(n int) []byte {
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(r.Uint32())
+	}
+	return p
+}
+
+func (b *bodyBackend) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		if b.idleClose > 0 {
+			c.SetReadDeadline(time.Now().Add(b.idleClose))
+		}
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		kind, size, _ := strings.Cut(strings.TrimPrefix(req.URL.Path, "/"), "/")
+		n, _ := strconv.Atoi(size)
+		body := testBody(n)
+		bw := bufio.NewWriter(c)
+		switch kind {
+		case "cl":
+			fmt.Fprintf(bw, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n)
+			bw.Write(body)
+		case "chunked":
+			bw.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			r := rand.New(rand.NewPCG(uint64(n), 9))
+			for len(body) > 0 {
+				k := min(len(body), 1+r.IntN(40000))
+				fmt.Fprintf(bw, "%x;ext=%d\r\n", k, k)
+				bw.Write(body[:k])
+				bw.WriteString("\r\n")
+				body = body[k:]
+				if r.IntN(4) == 0 {
+					bw.Flush() // chunk boundaries fall anywhere in the proxy's reads
+				}
+			}
+			bw.WriteString("0\r\nX-Done: yes\r\n\r\n")
+		case "close":
+			bw.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+			bw.Write(body)
+			bw.Flush()
+			return
+		case "slow":
+			time.Sleep(300 * time.Millisecond)
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
+		default:
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+		if bw.Flush() != nil {
+			return
+		}
+	}
+}
+
+// TestLargeBodiesToASlowClient relays big bodies in every framing to a
+// client that reads slowly (so the proxy must hold back and resume), and
+// checks every byte and that the connection then serves another request.
+func TestLargeBodiesToASlowClient(t *testing.T) {
+	for _, loops := range engines {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			t.Parallel()
+			b := newBodyBackend(t, 0)
+			m, _ := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
+			c, err := net.Dial("tcp", m.Addrs()[0].String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			// A small receive buffer and slow reads keep the proxy's
+			// writes to this client blocked for a while.
+			c.(*net.TCPConn).SetReadBuffer(128 << 10)
+			br := bufio.NewReaderSize(&slowReader{r: c}, 4096)
+			for _, path := range []string{"/cl/6000000", "/chunked/5000000", "/cl/10", "/close/5000000"} {
+				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: big.example\r\n\r\n", path)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				got, err := io.ReadAll(res.Body)
+				if err != nil {
+					t.Fatalf("%s: body: %v", path, err)
+				}
+				n, _ := strconv.Atoi(path[strings.LastIndexByte(path, '/')+1:])
+				if want := testBody(n); !bytes.Equal(got, want) {
+					t.Fatalf("%s: body differs: %d bytes, sha256 %x, want %d bytes, sha256 %x",
+						path, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
+				}
+				if strings.HasPrefix(path, "/chunked") && res.Trailer.Get("X-Done") != "yes" {
+					t.Errorf("%s: trailer lost: %v", path, res.Trailer)
+				}
+				if res.StatusCode != 200 {
+					t.Fatalf("%s: status %d", path, res.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// slowReader reads at most 8 KiB at a time, pausing now and then, and
+// for 150 ms every 2 MiB or so: long enough for the proxy to fill every
+// socket buffer on the way and have to wait for the client.
+type slowReader struct {
+	r io.Reader
+	n int
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	s.n++
+	switch {
+	case s.n%256 == 1:
+		time.Sleep(150 * time.Millisecond)
+	case s.n%8 == 0:
+		time.Sleep(time.Millisecond)
+	}
+	return s.r.Read(p[:min(len(p), 8<<10)])
+}
+
+// TestStalePooledConnections checks that requests over pooled connections
+// the backend has closed meanwhile are sent again on new ones: none fails.
+func TestStalePooledConnections(t *testing.T) {
+	for _, loops := range engines {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			t.Parallel()
+			b := newBodyBackend(t, 30*time.Millisecond)
+			m, url := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
+			_ = m
+			client := newClient()
+			for i := range 12 {
+				if i%3 == 0 {
+					time.Sleep(80 * time.Millisecond) // the pooled connections are closed by now
+				}
+				res, err := client.Get(url + "/x")
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || string(body) != "ok" {
+					t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+				}
+			}
+			b.mu.Lock()
+			conns := b.conns
+			b.mu.Unlock()
+			if conns < 4 {
+				t.Errorf("the backend saw %d connections; the idle closes should have forced at least 4", conns)
+			}
+		})
+	}
+}
+
+// TestShutdownLetsRequestsFinish closes the mesh while a slow request is
+// in flight: it is answered in full, idle connections are closed, and new
+// connections are refused.
+func TestShutdownLetsRequestsFinish(t *testing.T) {
+	for _, loops := range engines {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			t.Parallel()
+			b := newBodyBackend(t, 0)
+			m, _ := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
+			addr := m.Addrs()[0].String()
+			idle, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+			fmt.Fprintf(idle, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+			ibr := bufio.NewReader(idle)
+			if res, err := http.ReadResponse(ibr, nil); err != nil || res.StatusCode != 200 {
+				t.Fatalf("idle connection's first request: %v", err)
+			}
+			io.Copy(io.Discard, io.LimitReader(ibr, 2))
+
+			busy, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer busy.Close()
+			busy.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(busy, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			time.Sleep(100 * time.Millisecond) // the request is with the backend
+			closed := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				closed <- m.Close(ctx)
+			}()
+			res, err := http.ReadResponse(bufio.NewReader(busy), nil)
+			if err != nil {
+				t.Fatalf("the request in flight during shutdown: %v", err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 200 || string(body) != "slow" {
+				t.Fatalf("the request in flight during shutdown: %d %q", res.StatusCode, body)
+			}
+			if err := <-closed; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			idle.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := ibr.ReadByte(); err == nil {
+				t.Error("the idle connection was not closed")
+			}
+			if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				c.Close()
+				t.Error("a new connection was accepted after Close")
+			}
+		})
+	}
+}
