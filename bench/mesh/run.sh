@@ -21,10 +21,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
-RATE_SECONDS=${RATE_SECONDS:-5}
+RATE_SECONDS=${RATE_SECONDS:-4}
 WORKERS=${WORKERS:-2}
 FRACTION=${FRACTION:-0.5}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-6}
+PIN=${PIN:-1}
+PROXY_CPUS=${PROXY_CPUS:-1}
+LOAD_CPUS=${LOAD_CPUS:-0}
 TP_ROUNDS=${TP_ROUNDS:-3}
 REGION_SECONDS=${REGION_SECONDS:-10}
 PARTS=${PARTS:-"throughput latency regions"}
@@ -45,27 +48,52 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 echo "building srekit and the bench tools" >&2
-go build -o "$W/srekit" ./cmd/srekit
+if [ -n "${SREKIT:-}" ]; then
+  SREKIT=$(realpath "$SREKIT")
+else
+  go build -o "$W/srekit" ./cmd/srekit; SREKIT=$W/srekit
+fi
 go build -o "$W/backend" ./bench/mesh/backend
 go build -o "$W/load" ./bench/mesh/load
 
 B=${BASE_PORT:-27180}
-BE=127.0.0.1:$B SK=127.0.0.1:$((B+1)) HA=127.0.0.1:$((B+2)) NG=127.0.0.1:$((B+3)) ADMIN=127.0.0.1:$((B+4))
-"$W/backend" -addr $BE & PIDS+=($!); BE_PID=$!
+declare -A ADDR PID_OF
+# start_set SET PORT BACKEND_CPUS PROXY_CPUS WORKERS: the Go backend on PORT
+# and srekit, HAProxy and nginx in front of it on PORT+1..+3 (srekit's admin
+# on PORT+4), each proxy with WORKERS workers (srekit GOMAXPROCS, HAProxy
+# nbthread, nginx worker_processes). With CPU lists (comma-separated CPU
+# numbers) the backend and the proxies are pinned with taskset, and each
+# proxy's workers one per listed CPU (HAProxy cpu-map, nginx
+# worker_cpu_affinity; a Go process sizes GOMAXPROCS to its affinity).
+start_set() {
+  local set=$1 p=$2 bcpus=$3 pcpus=$4 workers=$5
+  local be=127.0.0.1:$p sk=127.0.0.1:$(($2 + 1)) ha=127.0.0.1:$(($2 + 2)) ng=127.0.0.1:$(($2 + 3)) admin=127.0.0.1:$(($2 + 4))
+  local bpin=() ppin=() cpumap="" affinity="" c
+  if [ -n "$bcpus" ]; then bpin=(taskset -c "$bcpus"); fi
+  if [ -n "$pcpus" ]; then
+    ppin=(taskset -c "$pcpus")
+    if [ "$workers" -eq 1 ]; then cpumap="cpu-map 1/1 ${pcpus//,/ }"; else cpumap="cpu-map auto:1/1-$workers ${pcpus//,/ }"; fi
+    affinity="worker_cpu_affinity"
+    for c in ${pcpus//,/ }; do affinity+=" 1$(printf "%${c}s" "" | tr ' ' 0)"; done
+    affinity+=";"
+  fi
+  ADDR[$set,direct]=$be ADDR[$set,srekit]=$sk ADDR[$set,haproxy]=$ha ADDR[$set,nginx]=$ng
+  "${bpin[@]}" "$W/backend" -addr "$be" & PIDS+=($!); PID_OF[$set,direct]=$!
 
-cat > "$W/mesh.yaml" <<YAML
-admin: $ADMIN
-listeners: [{addr: "$SK"}]
+  cat > "$W/mesh-$set.yaml" <<YAML
+admin: $admin
+listeners: [{addr: "$sk"}]
 routes: [{cluster: app}]
 clusters:
   - name: app
-    endpoints: [{address: "$BE"}]
+    endpoints: [{address: "$be"}]
 YAML
-GOMAXPROCS=$WORKERS "$W/srekit" mesh --config "$W/mesh.yaml" --log-level warn & PIDS+=($!); SK_PID=$!
+  GOMAXPROCS=$workers "${ppin[@]}" "$SREKIT" mesh --config "$W/mesh-$set.yaml" --log-level warn & PIDS+=($!); PID_OF[$set,srekit]=$!
 
-cat > "$W/haproxy.cfg" <<CFG
+  cat > "$W/haproxy-$set.cfg" <<CFG
 global
-  nbthread $WORKERS
+  nbthread $workers
+  $cpumap
   maxconn 4096
 defaults
   mode http
@@ -75,27 +103,28 @@ defaults
   http-reuse always
   option forwardfor
 frontend fe
-  bind $HA
+  bind $ha
   default_backend be
 backend be
-  server app $BE maxconn 1000
+  server app $be maxconn 1000
 CFG
-"$HAPROXY" -f "$W/haproxy.cfg" -db >"$W/haproxy.log" 2>&1 & PIDS+=($!); HA_PID=$!
+  "${ppin[@]}" "$HAPROXY" -f "$W/haproxy-$set.cfg" -db >"$W/haproxy-$set.log" 2>&1 & PIDS+=($!); PID_OF[$set,haproxy]=$!
 
-mkdir -p "$W/nginx"
-cat > "$W/nginx.conf" <<CFG
+  mkdir -p "$W/nginx-$set"
+  cat > "$W/nginx-$set.conf" <<CFG
 daemon off;
-worker_processes $WORKERS;
-pid $W/nginx.pid;
-error_log $W/nginx/error.log warn;
+worker_processes $workers;
+$affinity
+pid $W/nginx-$set.pid;
+error_log $W/nginx-$set/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
-  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
-  upstream app { server $BE; keepalive 256; }
+  client_body_temp_path $W/nginx-$set; proxy_temp_path $W/nginx-$set; fastcgi_temp_path $W/nginx-$set;
+  uwsgi_temp_path $W/nginx-$set; scgi_temp_path $W/nginx-$set;
+  upstream app { server $be; keepalive 256; }
   server {
-    listen $NG;
+    listen $ng;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -106,12 +135,20 @@ http {
   }
 }
 CFG
-"$NGINX" -c "$W/nginx.conf" -p "$W/nginx" & PIDS+=($!); NG_PID=$!
+  "${ppin[@]}" "$NGINX" -c "$W/nginx-$set.conf" -p "$W/nginx-$set" & PIDS+=($!); PID_OF[$set,nginx]=$!
 
-sleep 1.5
-for a in $BE $SK $HA $NG; do
-  curl -fsS -o /dev/null "http://$a/" || { echo "no answer from $a" >&2; cat "$W/haproxy.log" "$W/nginx/error.log" >&2 2>/dev/null; exit 1; }
-done
+  sleep 1.5
+  for c in direct srekit haproxy nginx; do
+    curl -fsS -o /dev/null "http://${ADDR[$set,$c]}/" || {
+      echo "no answer from $c at ${ADDR[$set,$c]}" >&2; cat "$W/haproxy-$set.log" "$W/nginx-$set/error.log" >&2 2>/dev/null; exit 1; }
+  done
+}
+# stop_set SET: stops a set's four processes (they would sit idle otherwise).
+stop_set() {
+  local c
+  for c in direct srekit haproxy nginx; do kill "${PID_OF[$1,$c]}" 2>/dev/null || true; done
+  sleep 0.5
+}
 
 # cpu_ticks PID: user+system clock ticks of a process and its children
 # threads/processes (nginx workers), from /proc.
@@ -124,21 +161,24 @@ cpu_ticks() {
 }
 HZ=$(getconf CLK_TCK)
 declare -A MAX CPU
-declare -A PID_OF=([direct]=$BE_PID [srekit]=$SK_PID [haproxy]=$HA_PID [nginx]=$NG_PID)
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+sorted() { tr ' ' '\n' | grep . | sort -g | tr '\n' ' '; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+field() { sed -n "s/.* $1=\([-0-9.]*\).*/\1/p" <<<" $2"; }
+TP_STARTED=0
 if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
+start_set tp "$B" "" "" "$WORKERS"; TP_STARTED=1
 echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, $TP_ROUNDS rounds, targets interleaved; median of rounds) and the proxy's CPU per request"
-for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
-  wrk -t2 -c64 -d2s "http://${n#*:}/" >/dev/null 2>&1 || true   # warm pools
+echo "   nothing pinned: wrk, the backend and each proxy ($WORKERS workers) share all $(nproc) CPUs"
+for name in direct srekit haproxy nginx; do
+  wrk -t2 -c64 -d2s "http://${ADDR[tp,$name]}/" >/dev/null 2>&1 || true   # warm pools
 done
 declare -A ALLMAX ALLCPU
 for r in $(seq "$TP_ROUNDS"); do
-  for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
-    name=${n%%:*}; addr=${n#*:}
-    c0=$(cpu_ticks "${PID_OF[$name]}")
-    out=$(wrk -t2 -c64 -d"${DURATION}s" "http://$addr/")
-    c1=$(cpu_ticks "${PID_OF[$name]}")
+  for name in direct srekit haproxy nginx; do
+    c0=$(cpu_ticks "${PID_OF[tp,$name]}")
+    out=$(wrk -t2 -c64 -d"${DURATION}s" "http://${ADDR[tp,$name]}/")
+    c1=$(cpu_ticks "${PID_OF[tp,$name]}")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
@@ -157,30 +197,59 @@ fi
 
 if has latency; then
 [ -n "${RATE:-}" ] || RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
-echo; echo "== latency at a constant $RATE requests/s, open loop, $ROUNDS rounds of ${RATE_SECONDS}s each, targets interleaved; median of rounds"
-declare -A P99 P50 ALL50 ALL99
+LOADPIN=()
+if [ "$PIN" = 1 ]; then
+  # The proxy under test gets CPUs of its own; the loader and the backend
+  # share the others, in the direct runs too, so the direct and proxied
+  # runs differ only by the proxy's hop.
+  [ "$TP_STARTED" = 0 ] || stop_set tp
+  n=$(tr ',' '\n' <<<"$PROXY_CPUS" | grep -c .)
+  start_set lat $((B + 5)) "$LOAD_CPUS" "$PROXY_CPUS" "$n"
+  LOADPIN=(taskset -c "$LOAD_CPUS"); set=lat
+  mode="PIN=1: each proxy alone on CPU $PROXY_CPUS ($n worker(s)); the loader and the backend on CPU $LOAD_CPUS, for the direct runs too"
+else
+  [ "$TP_STARTED" = 1 ] || start_set tp "$B" "" "" "$WORKERS"
+  set=tp
+  mode="PIN=0: nothing pinned; the loader, the backend and the proxy ($WORKERS workers) share all $(nproc) CPUs"
+fi
+echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/load), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
+echo "   $mode"
+echo "   lag_p99 is the loader's own delay in sending (scheduled time to write); cpu_us is the target's CPU per request (the backend's for direct)"
+declare -A P99 P50 ALL50 ALL99 ADD99 ADD50
+targets=(direct srekit haproxy nginx)
 for r in $(seq "$ROUNDS"); do
-  for n in direct:$BE srekit:$SK haproxy:$HA nginx:$NG; do
-    name=${n%%:*}; addr=${n#*:}
-    c0=$(cpu_ticks "${PID_OF[$name]}")
-    out=$("$W/load" -url "http://$addr/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
-    c1=$(cpu_ticks "${PID_OF[$name]}")
-    ALL50[$name]+="$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
-    ALL99[$name]+="$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out") "
+  declare -A R50 R99
+  for i in 0 1 2 3; do
+    name=${targets[$(((i + r - 1) % 4))]}
+    c0=$(cpu_ticks "${PID_OF[$set,$name]}")
+    out=$("${LOADPIN[@]}" "$W/load" -url "http://${ADDR[$set,$name]}/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
+    c1=$(cpu_ticks "${PID_OF[$set,$name]}")
+    R50[$name]=$(field p50_ms "$out"); R99[$name]=$(field p99_ms "$out")
+    ALL50[$name]+="${R50[$name]} "; ALL99[$name]+="${R99[$name]} "
     # CPU per request at this rate (warm-up requests included in the count).
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$RATE" -v s="$RATE_SECONDS" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n * (s + 1)) }')
-    printf "round %d %-8s %s cpu_us_per_request=%s\n" "$r" "$name" "$out" "$cpu"
+    printf "round %d %-8s p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %7.3f ms  errors %s  lag_p99 %6.3f ms  cpu_us %5s  load average %s\n" \
+      "$r" "$name" "${R50[$name]}" "$(field p90_ms "$out")" "${R99[$name]}" "$(field p999_ms "$out")" "$(field max_ms "$out")" \
+      "$(field errors "$out")" "$(field lag_p99_ms "$out")" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
   done
+  line="round $r added p99 (ms, proxy minus direct of this round):"
+  for name in srekit haproxy nginx; do
+    a=$(awk -v p="${R99[$name]}" -v d="${R99[direct]}" 'BEGIN { printf "%.3f", p - d }')
+    ADD99[$name]+="$a "; line+=" $name $a"
+    ADD50[$name]+="$(awk -v p="${R50[$name]}" -v d="${R50[direct]}" 'BEGIN { printf "%.3f", p - d }') "
+  done
+  echo "$line"
 done
 for name in direct srekit haproxy nginx; do
   P50[$name]=$(median <<<"${ALL50[$name]}"); P99[$name]=$(median <<<"${ALL99[$name]}")
-  printf "%-8s median p50 %8.3f ms  p99 %8.3f ms\n" "$name" "${P50[$name]}" "${P99[$name]}"
+  printf "%-8s median p50 %8.3f ms  p99 %8.3f ms   p99 of the rounds, sorted: %s\n" "$name" "${P50[$name]}" "${P99[$name]}" "$(sorted <<<"${ALL99[$name]}")"
 done
+echo "added latency, paired by round (median of the per-round differences; the per-round values sorted show the spread):"
 for name in srekit haproxy nginx; do
-  awk -v n=$name -v p=${P99[$name]} -v d=${P99[direct]} -v m=${P50[$name]} -v dm=${P50[direct]} \
-    'BEGIN { printf "%-8s added p50 %.3f ms, added p99 %.3f ms\n", n, m - dm, p - d }'
+  printf "%-8s added p50 %.3f ms   added p99 %.3f ms   per round: %s\n" "$name" \
+    "$(median <<<"${ADD50[$name]}")" "$(median <<<"${ADD99[$name]}")" "$(sorted <<<"${ADD99[$name]}")"
 done
-echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")"
+echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")   (medians of the rounds)"
 fi
 has regions || exit 0
 
@@ -205,7 +274,7 @@ clusters:
       - {address: "127.0.0.3:$B", region: us}
       - {address: "127.0.0.4:$B", region: ap}
 YAML
-  "$W/srekit" mesh --config "$W/regions-$bal.yaml" --log-level warn & PIDS+=($!)
+  "$SREKIT" mesh --config "$W/regions-$bal.yaml" --log-level warn & PIDS+=($!)
 done
 sleep 1
 port=$((B+10))
