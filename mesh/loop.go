@@ -404,11 +404,36 @@ func (l *evloop) checkDeadlines(now time.Time) {
 	}
 }
 
-// checkIdle closes connections idle longer than the server's idle timeout.
+// backendIdle is how long a pooled backend connection may sit unused (as
+// Go's Transport's IdleConnTimeout): it also lets connections to endpoints
+// that have left the configuration go.
+const backendIdle = 90 * time.Second
+
+// checkIdle closes client connections idle longer than the server's idle
+// timeout (also those whose last answer the client has not read for that
+// long), and pooled backend connections unused for backendIdle.
 func (l *evloop) checkIdle(now time.Time) {
 	for lc := range l.conns {
-		if lc.idle() && now.Sub(lc.idleSince) > l.s.idle {
+		// Between requests, idle or with an answer the client is not
+		// reading: either way the idle timeout is all it gets.
+		if lc.state == stIdle && lc.headStart.IsZero() && now.Sub(lc.idleSince) > l.s.idle {
 			lc.abort()
+		}
+	}
+	for addr, list := range l.pool {
+		kept := list[:0]
+		for _, b := range list {
+			if now.Sub(b.idleSince) > backendIdle {
+				b.close()
+			} else {
+				kept = append(kept, b)
+			}
+		}
+		clear(list[len(kept):])
+		if len(kept) == 0 {
+			delete(l.pool, addr)
+		} else {
+			l.pool[addr] = kept
 		}
 	}
 }
@@ -483,6 +508,7 @@ func (l *evloop) putBackend(b *bconn, max int) {
 	}
 	b.r, b.w = 0, 0
 	b.pooled = true
+	b.idleSince = time.Now()
 	l.pool[b.addr] = append(l.pool[b.addr], b)
 }
 

@@ -63,7 +63,7 @@ type lconn struct {
 	lastRegion      string
 	body            int8
 	left            int64 // body bytes (or chunk bytes) still to relay
-	chunkPhase      int8
+	chunks          chunkRelay
 	closing         bool // the answer says Connection: close
 }
 
@@ -79,13 +79,6 @@ const (
 	bodyLength
 	bodyChunked
 	bodyUntilClose
-)
-
-const (
-	chunkSize = iota
-	chunkData
-	chunkCRLF
-	chunkTrailer
 )
 
 // relayHigh is how much answer may wait for a slow client before the loop
@@ -508,7 +501,7 @@ func (lc *lconn) startRelay() {
 	case noBody:
 		lc.body = bodyNone
 	case r.chunked:
-		lc.body, lc.chunkPhase = bodyChunked, chunkSize
+		lc.body, lc.chunks = bodyChunked, chunkRelay{}
 	case r.length >= 0:
 		lc.body, lc.left = bodyLength, r.length
 	default:
@@ -575,74 +568,12 @@ func (lc *lconn) moveBody() (done, ok bool) {
 		}
 		return false, true
 	}
-	for b.r < b.w { // chunked: sizes normalised, extensions dropped, trailers kept
-		buf := b.in[b.r:b.w]
-		switch lc.chunkPhase {
-		case chunkSize, chunkTrailer:
-			i := indexNL(buf)
-			if i < 0 {
-				if len(buf) >= 4096 {
-					return false, false
-				}
-				b.compact()
-				return false, true
-			}
-			line := buf[:i+1]
-			if len(line) < 2 || line[len(line)-2] != '\r' {
-				return false, false
-			}
-			b.r += len(line)
-			if lc.chunkPhase == chunkTrailer {
-				lc.out.Write(line)
-				if len(line) == 2 {
-					return true, true
-				}
-				continue
-			}
-			size, ok := parseChunkSize(line[:len(line)-2])
-			if !ok {
-				return false, false
-			}
-			if size == 0 {
-				lc.out.WriteString("0\r\n")
-				lc.chunkPhase = chunkTrailer
-				continue
-			}
-			var nb [16]byte
-			lc.out.Write(strconv.AppendInt(nb[:0], size, 16))
-			lc.out.WriteString("\r\n")
-			lc.chunkPhase, lc.left = chunkData, size
-		case chunkData:
-			k := int(min(lc.left, int64(len(buf))))
-			lc.out.Write(buf[:k])
-			b.r += k
-			lc.left -= int64(k)
-			if lc.left == 0 {
-				lc.chunkPhase = chunkCRLF
-			}
-		case chunkCRLF:
-			if len(buf) < 2 {
-				b.compact()
-				return false, true
-			}
-			if buf[0] != '\r' || buf[1] != '\n' {
-				return false, false
-			}
-			b.r += 2
-			lc.out.WriteString("\r\n")
-			lc.chunkPhase = chunkSize
-		}
+	n, done, ok := lc.chunks.relay(b.in[b.r:b.w], &lc.out)
+	b.r += n
+	if !done && ok {
+		b.compact() // a partial line waits at the front for the rest
 	}
-	return false, true
-}
-
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
+	return done, ok
 }
 
 // endRelay finishes a relayed answer: the backend connection goes back to
@@ -811,6 +742,7 @@ type bconn struct {
 	readable   bool
 	hup        bool // epoll reported the backend's hang-up
 	pooled     bool
+	idleSince  time.Time
 	dead       bool
 }
 
@@ -921,22 +853,4 @@ func (b *bconn) close() {
 	b.owner = nil
 	b.l.forget(b.fd)
 	unix.Close(b.fd)
-}
-
-// byteBuf gathers heads and bodies for one write.
-type byteBuf struct{ b []byte }
-
-func (w *byteBuf) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-func (w *byteBuf) WriteString(s string) (int, error) {
-	w.b = append(w.b, s...)
-	return len(s), nil
-}
-
-func (w *byteBuf) WriteByte(c byte) error {
-	w.b = append(w.b, c)
-	return nil
 }
