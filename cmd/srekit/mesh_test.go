@@ -20,7 +20,7 @@ func TestMeshCLICheckAndBadInput(t *testing.T) {
 	os.WriteFile(good, []byte("listeners: [{addr: \"127.0.0.1:0\"}]\nroutes: [{host: api.example, cluster: api}]\nclusters: [{name: api, endpoints: [{address: \"127.0.0.2:80\"}]}]\n"), 0o600)
 	out, _, code := run(t, "", "mesh", "check", "--config", good)
 	if code != 0 || !strings.Contains(out, "ok: 1 listeners, 1 routes, 1 clusters") || !strings.Contains(out, "api.example -> api") ||
-		!strings.Contains(out, "listener 127.0.0.1:0: HTTP/1.1 (fast path;") {
+		!strings.Contains(out, "listener 127.0.0.1:0: HTTP/1.1 (fast path") {
 		t.Fatalf("check (exit %d): %s", code, out)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
