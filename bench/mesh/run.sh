@@ -9,15 +9,41 @@
 #      and 60 ms of delay; p50/p99 seen by clients with srekit's P2C peak-EWMA
 #      balancer (alone and with the front door's region set to eu) versus
 #      least request and round robin.
-# Ratios are printed as srekit / anchor. Environment: DURATION (seconds per
-# wrk run, default 10), RATE_SECONDS (per open-loop run, default 5),
-# FRACTION (share of the lowest maximum for the latency run, default 0.5),
-# RATE (requests/s for the latency run instead of FRACTION of the maximum),
-# ROUNDS (latency rounds, targets interleaved, default 3; RATE_SECONDS each),
-# TP_ROUNDS (throughput rounds, targets interleaved, default 3),
-# PARTS (any of "throughput latency regions", default all three),
-# WORKERS (nginx workers, haproxy threads and srekit GOMAXPROCS, default 2),
-# BASE_PORT (first of the loopback ports used, default 27180).
+# Ratios are printed as srekit / anchor.
+#
+# Latency placement (PIN, default 1). On a small box the loader, the backend
+# and the proxy compete for the same CPUs, and the p99 then measures the
+# scheduler (a woken process waits for another's time slice) more than the
+# proxy. With PIN=1 each proxy under test runs alone on PROXY_CPUS (default
+# CPU 1) with one worker per CPU there (srekit GOMAXPROCS, HAProxy nbthread
+# and cpu-map, nginx worker_processes and worker_cpu_affinity), and the
+# loader and the backend share LOAD_CPUS (default CPU 0), in the direct runs
+# too; so a proxied run differs from its direct run only by the proxy's hop.
+# PIN=0 is the older mode: nothing pinned, WORKERS workers per proxy.
+# The latency part's backend is LAT_BACKEND (default nginx, a static answer):
+# the Go backend costs 65-75 us of CPU per request at 6k requests/s, which
+# with the loader's 70-95 us fills a whole CPU; nginx costs about 25 us.
+# PRIO is a command prefix for the loader, the backends and the proxies, for
+# a box where other work runs: PRIO="chrt -f 1" (root) makes them real-time,
+# so other processes cannot delay them for a time slice (keep LOAD_CPUS under
+# 95% busy, the kernel's real-time limit, or they stall for tens of ms).
+# Each latency run prints the loader's own send lag, the target's CPU per
+# request, each CPU's busy and steal share and the load average, so a noisy
+# round can be recognised; the added p99 is taken per round (direct and
+# proxied runs of a round are back to back) and its median and spread
+# printed.
+#
+# Environment: DURATION (seconds per wrk run, default 10), TP_ROUNDS
+# (throughput rounds, targets interleaved, default 3), TP_BACKEND (go or
+# nginx, default go), WORKERS (workers per proxy in the throughput part and
+# with PIN=0, default 2), FRACTION (share of the lowest maximum for the
+# latency part, default 0.5), RATE (requests/s for the latency part instead),
+# ROUNDS (latency rounds, default 6), RATE_SECONDS (per latency run, plus 1 s
+# of warm-up, default 4), PIN, PROXY_CPUS, LOAD_CPUS, LAT_BACKEND, PRIO (see
+# above), PARTS (any of "throughput latency regions", default all three),
+# SREKIT (a prebuilt srekit binary instead of building ./cmd/srekit),
+# BASE_PORT (first of the loopback ports used, default 27180; the bench uses
+# BASE_PORT to BASE_PORT+14).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
@@ -28,6 +54,10 @@ ROUNDS=${ROUNDS:-6}
 PIN=${PIN:-1}
 PROXY_CPUS=${PROXY_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
+TP_BACKEND=${TP_BACKEND:-go}
+LAT_BACKEND=${LAT_BACKEND:-nginx}
+PRIO=${PRIO:-}
+read -r -a PRIO_CMD <<<"$PRIO"
 TP_ROUNDS=${TP_ROUNDS:-3}
 REGION_SECONDS=${REGION_SECONDS:-10}
 PARTS=${PARTS:-"throughput latency regions"}
@@ -58,7 +88,8 @@ go build -o "$W/load" ./bench/mesh/load
 
 B=${BASE_PORT:-27180}
 declare -A ADDR PID_OF
-# start_set SET PORT BACKEND_CPUS PROXY_CPUS WORKERS: the Go backend on PORT
+# start_set SET PORT BACKEND_CPUS PROXY_CPUS WORKERS BACKEND: the backend
+# (go: bench/mesh/backend; nginx: a static answer) on PORT
 # and srekit, HAProxy and nginx in front of it on PORT+1..+3 (srekit's admin
 # on PORT+4), each proxy with WORKERS workers (srekit GOMAXPROCS, HAProxy
 # nbthread, nginx worker_processes). With CPU lists (comma-separated CPU
@@ -66,19 +97,44 @@ declare -A ADDR PID_OF
 # proxy's workers one per listed CPU (HAProxy cpu-map, nginx
 # worker_cpu_affinity; a Go process sizes GOMAXPROCS to its affinity).
 start_set() {
-  local set=$1 p=$2 bcpus=$3 pcpus=$4 workers=$5
+  local set=$1 p=$2 bcpus=$3 pcpus=$4 workers=$5 backend=$6
   local be=127.0.0.1:$p sk=127.0.0.1:$(($2 + 1)) ha=127.0.0.1:$(($2 + 2)) ng=127.0.0.1:$(($2 + 3)) admin=127.0.0.1:$(($2 + 4))
-  local bpin=() ppin=() cpumap="" affinity="" c
-  if [ -n "$bcpus" ]; then bpin=(taskset -c "$bcpus"); fi
+  local bpin=("${PRIO_CMD[@]}") ppin=("${PRIO_CMD[@]}") cpumap="" affinity="" c
+  if [ -n "$bcpus" ]; then bpin+=(taskset -c "$bcpus"); fi
   if [ -n "$pcpus" ]; then
-    ppin=(taskset -c "$pcpus")
+    ppin+=(taskset -c "$pcpus")
     if [ "$workers" -eq 1 ]; then cpumap="cpu-map 1/1 ${pcpus//,/ }"; else cpumap="cpu-map auto:1/1-$workers ${pcpus//,/ }"; fi
     affinity="worker_cpu_affinity"
     for c in ${pcpus//,/ }; do affinity+=" 1$(printf "%${c}s" "" | tr ' ' 0)"; done
     affinity+=";"
   fi
   ADDR[$set,direct]=$be ADDR[$set,srekit]=$sk ADDR[$set,haproxy]=$ha ADDR[$set,nginx]=$ng
-  "${bpin[@]}" "$W/backend" -addr "$be" & PIDS+=($!); PID_OF[$set,direct]=$!
+  if [ "$backend" = nginx ]; then
+    local bw; bw=$(if [ -n "$bcpus" ]; then tr ',' '\n' <<<"$bcpus" | grep -c .; else nproc; fi)
+    mkdir -p "$W/backend-$set"
+    cat > "$W/backend-$set.conf" <<CFG
+daemon off;
+worker_processes $bw;
+pid $W/backend-$set.pid;
+error_log $W/backend-$set/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 600s;
+  client_body_temp_path $W/backend-$set; proxy_temp_path $W/backend-$set; fastcgi_temp_path $W/backend-$set;
+  uwsgi_temp_path $W/backend-$set; scgi_temp_path $W/backend-$set;
+  default_type text/plain;
+  server {
+    listen $be;
+    location / { add_header X-Backend backend; return 200 "ok from backend\n"; }
+  }
+}
+CFG
+    "${bpin[@]}" "$NGINX" -c "$W/backend-$set.conf" -p "$W/backend-$set" & PIDS+=($!); PID_OF[$set,direct]=$!
+  else
+    "${bpin[@]}" "$W/backend" -addr "$be" & PIDS+=($!); PID_OF[$set,direct]=$!
+  fi
 
   cat > "$W/mesh-$set.yaml" <<YAML
 admin: $admin
@@ -160,6 +216,16 @@ cpu_ticks() {
   echo $t
 }
 HZ=$(getconf CLK_TCK)
+# cpu_busy BEFORE AFTER: from two samples of /proc/stat's per-CPU lines, each
+# CPU's busy share (everything but idle, iowait and steal) and steal share
+# (time the hypervisor ran something else), e.g. "cpu0 83%/0.4%".
+cpu_busy() {
+  paste -d' ' <(echo "$1") <(echo "$2") | awk '{
+    n = (NF - 2) / 2; t = 0
+    for (k = 2; k <= n + 1; k++) t += $(k + n + 1) - $k
+    idle = $(n + 6) - $5 + $(n + 7) - $6; st = $(n + 10) - $9
+    if (t > 0) printf "%s %.0f%%/%.1f%% ", $1, 100 * (t - idle - st) / t, 100 * st / t }'
+}
 declare -A MAX CPU
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 sorted() { tr ' ' '\n' | grep . | sort -g | tr '\n' ' '; }
@@ -167,9 +233,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 field() { sed -n "s/.* $1=\([-0-9.]*\).*/\1/p" <<<" $2"; }
 TP_STARTED=0
 if has throughput || { has latency && [ -z "${RATE:-}" ]; }; then
-start_set tp "$B" "" "" "$WORKERS"; TP_STARTED=1
+start_set tp "$B" "" "" "$WORKERS" "$TP_BACKEND"; TP_STARTED=1
 echo; echo "== maximum throughput (wrk -t2 -c64 -d${DURATION}s, $TP_ROUNDS rounds, targets interleaved; median of rounds) and the proxy's CPU per request"
-echo "   nothing pinned: wrk, the backend and each proxy ($WORKERS workers) share all $(nproc) CPUs"
+echo "   nothing pinned: wrk, the backend ($TP_BACKEND) and each proxy ($WORKERS workers) share all $(nproc) CPUs"
 for name in direct srekit haproxy nginx; do
   wrk -t2 -c64 -d2s "http://${ADDR[tp,$name]}/" >/dev/null 2>&1 || true   # warm pools
 done
@@ -197,40 +263,42 @@ fi
 
 if has latency; then
 [ -n "${RATE:-}" ] || RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
-LOADPIN=()
+[ "$TP_STARTED" = 0 ] || stop_set tp
 if [ "$PIN" = 1 ]; then
   # The proxy under test gets CPUs of its own; the loader and the backend
   # share the others, in the direct runs too, so the direct and proxied
   # runs differ only by the proxy's hop.
-  [ "$TP_STARTED" = 0 ] || stop_set tp
   n=$(tr ',' '\n' <<<"$PROXY_CPUS" | grep -c .)
-  start_set lat $((B + 5)) "$LOAD_CPUS" "$PROXY_CPUS" "$n"
-  LOADPIN=(taskset -c "$LOAD_CPUS"); set=lat
+  start_set lat $((B + 5)) "$LOAD_CPUS" "$PROXY_CPUS" "$n" "$LAT_BACKEND"
+  LOADPIN=("${PRIO_CMD[@]}" taskset -c "$LOAD_CPUS")
   mode="PIN=1: each proxy alone on CPU $PROXY_CPUS ($n worker(s)); the loader and the backend on CPU $LOAD_CPUS, for the direct runs too"
 else
-  [ "$TP_STARTED" = 1 ] || start_set tp "$B" "" "" "$WORKERS"
-  set=tp
+  start_set lat $((B + 5)) "" "" "$WORKERS" "$LAT_BACKEND"
+  LOADPIN=("${PRIO_CMD[@]}")
   mode="PIN=0: nothing pinned; the loader, the backend and the proxy ($WORKERS workers) share all $(nproc) CPUs"
 fi
+set=lat
 echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/load), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
 echo "   $mode"
-echo "   lag_p99 is the loader's own delay in sending (scheduled time to write); cpu_us is the target's CPU per request (the backend's for direct)"
+echo "   backend: $LAT_BACKEND; scheduling prefix for loader, backend and proxies: ${PRIO:-none (PRIO unset)}"
+echo "   lag_p99: delay from a request's scheduled time to its write (the loader's CPU, or all its connections busy); cpu_us: the target's CPU per request"
+echo "   (the backend's for direct); cpuN busy%/steal%: each CPU's busy and hypervisor-steal share during the run, whoever used it"
 declare -A P99 P50 ALL50 ALL99 ADD99 ADD50
 targets=(direct srekit haproxy nginx)
 for r in $(seq "$ROUNDS"); do
   declare -A R50 R99
   for i in 0 1 2 3; do
     name=${targets[$(((i + r - 1) % 4))]}
-    c0=$(cpu_ticks "${PID_OF[$set,$name]}")
+    c0=$(cpu_ticks "${PID_OF[$set,$name]}"); s0=$(grep '^cpu[0-9]' /proc/stat)
     out=$("${LOADPIN[@]}" "$W/load" -url "http://${ADDR[$set,$name]}/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
-    c1=$(cpu_ticks "${PID_OF[$set,$name]}")
+    c1=$(cpu_ticks "${PID_OF[$set,$name]}"); s1=$(grep '^cpu[0-9]' /proc/stat)
     R50[$name]=$(field p50_ms "$out"); R99[$name]=$(field p99_ms "$out")
     ALL50[$name]+="${R50[$name]} "; ALL99[$name]+="${R99[$name]} "
     # CPU per request at this rate (warm-up requests included in the count).
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$RATE" -v s="$RATE_SECONDS" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n * (s + 1)) }')
-    printf "round %d %-8s p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %7.3f ms  errors %s  lag_p99 %6.3f ms  cpu_us %5s  load average %s\n" \
+    printf "round %d %-8s p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %7.3f ms  errors %s  lag_p99 %6.3f ms  cpu_us %5s  %s load average %s\n" \
       "$r" "$name" "${R50[$name]}" "$(field p90_ms "$out")" "${R99[$name]}" "$(field p999_ms "$out")" "$(field max_ms "$out")" \
-      "$(field errors "$out")" "$(field lag_p99_ms "$out")" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
+      "$(field errors "$out")" "$(field lag_p99_ms "$out")" "$cpu" "$(cpu_busy "$s0" "$s1")" "$(cut -d' ' -f1 /proc/loadavg)"
   done
   line="round $r added p99 (ms, proxy minus direct of this round):"
   for name in srekit haproxy nginx; do
