@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/mesh/run.sh: srekit mesh against HAProxy and nginx (Debian packages,
 # installed here when missing) as the same reverse proxy in front of the same
-# Go backend, on loopback.
+# backend, on loopback.
 #   1. maximum throughput with wrk (keep-alive, 64 connections);
 #   2. latency under a constant-rate open-loop load at 50% of the lowest of
 #      the three maxima, and the p99 each proxy adds over going direct;
@@ -56,8 +56,9 @@ PROXY_CPUS=${PROXY_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 TP_BACKEND=${TP_BACKEND:-go}
 LAT_BACKEND=${LAT_BACKEND:-nginx}
-PRIO=${PRIO:-}
-read -r -a PRIO_CMD <<<"$PRIO"
+LOAD_PRIO=${LOAD_PRIO:-}
+read -r -a LOAD_PRIO_CMD <<<"$LOAD_PRIO"
+PROXY_PRIO_CMD=()
 TP_ROUNDS=${TP_ROUNDS:-3}
 REGION_SECONDS=${REGION_SECONDS:-10}
 PARTS=${PARTS:-"throughput latency regions"}
@@ -99,10 +100,10 @@ declare -A ADDR PID_OF
 start_set() {
   local set=$1 p=$2 bcpus=$3 pcpus=$4 workers=$5 backend=$6
   local be=127.0.0.1:$p sk=127.0.0.1:$(($2 + 1)) ha=127.0.0.1:$(($2 + 2)) ng=127.0.0.1:$(($2 + 3)) admin=127.0.0.1:$(($2 + 4))
-  local bpin=("${PRIO_CMD[@]}") ppin=("${PRIO_CMD[@]}") cpumap="" affinity="" c
-  if [ -n "$bcpus" ]; then bpin+=(taskset -c "$bcpus"); fi
+  local bpin=() ppin=() cpumap="" affinity="" c
+  if [ -n "$bcpus" ]; then bpin=("${LOAD_PRIO_CMD[@]}" taskset -c "$bcpus"); fi
   if [ -n "$pcpus" ]; then
-    ppin+=(taskset -c "$pcpus")
+    ppin=("${PROXY_PRIO_CMD[@]}" taskset -c "$pcpus")
     if [ "$workers" -eq 1 ]; then cpumap="cpu-map 1/1 ${pcpus//,/ }"; else cpumap="cpu-map auto:1/1-$workers ${pcpus//,/ }"; fi
     affinity="worker_cpu_affinity"
     for c in ${pcpus//,/ }; do affinity+=" 1$(printf "%${c}s" "" | tr ' ' 0)"; done
@@ -264,23 +265,31 @@ fi
 if has latency; then
 [ -n "${RATE:-}" ] || RATE=$(printf "%s\n" "${MAX[srekit]}" "${MAX[haproxy]}" "${MAX[nginx]}" | sort -g | head -1 | awk -v f="$FRACTION" '{printf "%d", $1 * f}')
 [ "$TP_STARTED" = 0 ] || stop_set tp
+if [ "$PIN" = 1 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+  echo "PIN=1 needs 2 CPUs and taskset (util-linux); running unpinned" >&2; PIN=0
+fi
+if [ -z "${PROXY_PRIO+set}" ]; then
+  PROXY_PRIO=""
+  if [ "$PIN" = 1 ] && [ "$(id -u)" -eq 0 ] && command -v chrt >/dev/null; then PROXY_PRIO="chrt -f 1"; fi
+fi
+read -r -a PROXY_PRIO_CMD <<<"$PROXY_PRIO"
 if [ "$PIN" = 1 ]; then
   # The proxy under test gets CPUs of its own; the loader and the backend
   # share the others, in the direct runs too, so the direct and proxied
   # runs differ only by the proxy's hop.
   n=$(tr ',' '\n' <<<"$PROXY_CPUS" | grep -c .)
   start_set lat $((B + 5)) "$LOAD_CPUS" "$PROXY_CPUS" "$n" "$LAT_BACKEND"
-  LOADPIN=("${PRIO_CMD[@]}" taskset -c "$LOAD_CPUS")
+  LOADPIN=("${LOAD_PRIO_CMD[@]}" taskset -c "$LOAD_CPUS")
   mode="PIN=1: each proxy alone on CPU $PROXY_CPUS ($n worker(s)); the loader and the backend on CPU $LOAD_CPUS, for the direct runs too"
 else
   start_set lat $((B + 5)) "" "" "$WORKERS" "$LAT_BACKEND"
-  LOADPIN=("${PRIO_CMD[@]}")
+  LOADPIN=()
   mode="PIN=0: nothing pinned; the loader, the backend and the proxy ($WORKERS workers) share all $(nproc) CPUs"
 fi
 set=lat
 echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/load), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
 echo "   $mode"
-echo "   backend: $LAT_BACKEND; scheduling prefix for loader, backend and proxies: ${PRIO:-none (PRIO unset)}"
+echo "   backend: $LAT_BACKEND; scheduling prefix for the proxies: ${PROXY_PRIO:-none}; for the loader and the backend: ${LOAD_PRIO:-none}"
 echo "   lag_p99: delay from a request's scheduled time to its write (the loader's CPU, or all its connections busy); cpu_us: the target's CPU per request"
 echo "   (the backend's for direct); cpuN busy%/steal%: each CPU's busy and hypervisor-steal share during the run, whoever used it"
 declare -A P99 P50 ALL50 ALL99 ADD99 ADD50
@@ -350,8 +359,8 @@ declare -A RP50 RP99
 for bal in p2c_ewma least_request round_robin p2c_ewma+locality; do
   port=$((port + 1))
   out=$("$W/load" -url "http://127.0.0.1:$port/" -rate 200 -duration "${REGION_SECONDS}s" -warmup 2s -count-header X-Backend)
-  RP50[$bal]=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
-  RP99[$bal]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  RP50[$bal]=$(field p50_ms "$out")
+  RP99[$bal]=$(field p99_ms "$out")
   printf "%-18s %s\n" "$bal" "$out"
 done
 echo "p2c_ewma/round_robin: p50 $(ratio "${RP50[p2c_ewma]}" "${RP50[round_robin]}"), p99 $(ratio "${RP99[p2c_ewma]}" "${RP99[round_robin]}")"
