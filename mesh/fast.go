@@ -107,7 +107,6 @@ func (s *fastServer) Serve(ln net.Listener) error {
 		if len(loops) > 0 {
 			s.next = (s.next + 1) % len(loops)
 			if loops[s.next].adopt(nc) {
-				s.adopted.Add(1)
 				continue
 			}
 		}

@@ -54,6 +54,8 @@ type evloop struct {
 	epfd  int
 	wake  int // eventfd: new connections, shutdown
 	items []loopHandler
+	gens  []int32 // per fd, the registration the events must carry
+	gen   int32
 
 	mu       sync.Mutex
 	incoming []*lconn
@@ -167,6 +169,7 @@ func (l *evloop) adopt(nc net.Conn) bool {
 		unix.Close(fd)
 		return true
 	}
+	l.s.adopted.Add(1)
 	l.incoming = append(l.incoming, lc)
 	l.pokeLocked()
 	l.mu.Unlock()
@@ -191,12 +194,19 @@ func (l *evloop) stop(force bool) {
 	l.mu.Unlock()
 }
 
+// register watches fd. Each registration gets a generation number that
+// its events carry: an event collected for a socket that was closed while
+// the same batch was being handled, and whose number a new socket took,
+// must not reach the new one.
 func (l *evloop) register(fd int, h loopHandler) error {
 	for fd >= len(l.items) {
 		l.items = append(l.items, make([]loopHandler, len(l.items)+64)...)
+		l.gens = append(l.gens, make([]int32, len(l.items)-len(l.gens))...)
 	}
 	l.items[fd] = h
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: loopEvents, Fd: int32(fd)}); err != nil {
+	l.gen++
+	l.gens[fd] = l.gen
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: loopEvents, Fd: int32(fd), Pad: l.gen}); err != nil {
 		l.items[fd] = nil
 		return err
 	}
@@ -262,7 +272,7 @@ func (l *evloop) run() {
 				}
 				continue
 			}
-			if fd < len(l.items) && l.items[fd] != nil {
+			if fd < len(l.items) && l.items[fd] != nil && l.gens[fd] == events[i].Pad {
 				l.dispatch(l.items[fd], events[i].Events)
 			}
 		}

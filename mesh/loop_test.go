@@ -65,11 +65,10 @@ func newBodyBackend(t *testing.T, idleClose time.Duration) *bodyBackend {
 }
 
 func testBody(n int) []byte {
-	r := rand.New(rand.NewPCG(uint64(n), 7))
+	var seed [32]byte
+	seed[0], seed[1], seed[2] = byte(n), byte(n>>8), byte(n>>16)
 	p := make([]byte, n)
-	for i := range p {
-		p[i] = byte(r.Uint32())
-	}
+	rand.NewChaCha8(seed).Read(p)
 	return p
 }
 
@@ -137,12 +136,12 @@ func TestLargeBodiesToASlowClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(20 * time.Second))
 			// A small receive buffer and slow reads keep the proxy's
 			// writes to this client blocked for a while.
 			c.(*net.TCPConn).SetReadBuffer(128 << 10)
 			br := bufio.NewReaderSize(&slowReader{r: c}, 4096)
 			for _, path := range []string{"/cl/6000000", "/chunked/5000000", "/cl/10", "/close/5000000"} {
+				c.SetDeadline(time.Now().Add(30 * time.Second))
 				fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: big.example\r\n\r\n", path)
 				res, err := http.ReadResponse(br, nil)
 				if err != nil {

@@ -102,7 +102,8 @@ func TestLocalityPrefersOwnRegionUnlessSlower(t *testing.T) {
 	for range 200 {
 		l2.one(client, "GET", url2+"/")
 	}
-	if l2.by["ap"] >= l2.by["eu"] || l2.by["ap"] > 100 {
+	// eu and us are equally fast, so either may take most of the rest.
+	if l2.by["ap"] >= l2.by["eu"]+l2.by["us"] || l2.by["ap"] > 100 {
 		t.Errorf("front door in ap (30ms) should not keep traffic local when eu is at 2ms: %v", l2.by)
 	}
 }
@@ -120,7 +121,7 @@ func TestKillFastestNoFailuresThenItReturns(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	revived := time.Now()
 	a.revive()
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond)
 	close(stop)
 	wg.Wait()
 	end := time.Now()
@@ -130,7 +131,8 @@ func TestKillFastestNoFailuresThenItReturns(t *testing.T) {
 	}
 	before := l.between(killed.Add(-time.Second), killed)
 	during := l.between(killed.Add(time.Second), revived)
-	after := l.between(revived.Add(1500*time.Millisecond), end)
+	// eu may still be ejected for up to max_ejection (2 s) after it is back.
+	after := l.between(revived.Add(2200*time.Millisecond), end)
 	t.Logf("before kill %v; 1s after kill %v; after revival %v; total %d", before, during, after, l.total)
 	if before["eu"] <= before["us"] || before["eu"] <= before["ap"] {
 		t.Errorf("before the kill eu should answer more than any other region: %v", before)
