@@ -37,6 +37,14 @@ import (
 	"time"
 )
 
+// result is one request's outcome.
+type result struct {
+	d   time.Duration // from the scheduled time to the end of the answer
+	lag time.Duration // from the scheduled time to the first write
+	ok  bool
+	hv  string
+}
+
 func main() {
 	target := flag.String("url", "", "target URL (http only)")
 	rate := flag.Float64("rate", 1000, "requests per second")
@@ -62,31 +70,71 @@ func main() {
 	}
 	req := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + *host + "\r\nUser-Agent: srekit-bench-load\r\n\r\n")
 
-	type result struct {
-		d   time.Duration // from the scheduled time to the end of the answer
-		lag time.Duration // from the scheduled time to the first write
-		ok  bool
-		hv  string
-	}
 	total := *warm + *dur
 	interval := time.Duration(float64(time.Second) / *rate)
 	n := int(total / interval)
-	jobs := make(chan time.Time, n+1)
-	results := make([][]result, *conns)
 	start := time.Now().Add(50 * time.Millisecond)
 	measureFrom := start.Add(*warm)
+	all := goroutines(u.Host, req, *conns, start, interval, n, measureFrom, *by, *sleep)
+
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	var lat, lags []time.Duration
+	errs := 0
+	counts := map[string]int{}
+	for _, r := range all {
+		if !r.ok {
+			errs++
+			continue
+		}
+		lat = append(lat, r.d)
+		lags = append(lags, r.lag)
+		if *by != "" {
+			counts[r.hv]++
+		}
+	}
+	slices.Sort(lat)
+	slices.Sort(lags)
+	q := func(l []time.Duration, f float64) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		return float64(l[min(len(l)-1, int(f*float64(len(l))))]) / 1e6
+	}
+	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f loader_gcs=%d",
+		len(lat)+errs, errs, float64(len(lat)+errs)/dur.Seconds(), q(lat, .5), q(lat, .9), q(lat, .99), q(lat, .999), q(lat, 1),
+		q(lags, .5), q(lags, .99), mem.NumGC)
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Printf(" %s=%d", k, counts[k])
+	}
+	fmt.Println()
+}
+
+// goroutines sends n requests, request i at start + i*interval: a goroutine
+// per keep-alive connection takes the next due request from a queue, writes
+// it and reads the answer with net/http's parser; pace fills the queue. It
+// returns the results of the requests scheduled from measureFrom on.
+func goroutines(addr string, req []byte, conns int, start time.Time, interval time.Duration, n int, measureFrom time.Time, by string, sleep bool) []result {
+	jobs := make(chan time.Time, n+1)
+	results := make([][]result, conns)
 	var wg sync.WaitGroup
-	for w := range *conns {
+	for w := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var c net.Conn
 			var br *bufio.Reader
+			var err error
 			for at := range jobs {
 				r := result{}
 				for try := 0; try < 2 && !r.ok; try++ { // once more on a fresh connection if a kept one was closed
 					if c == nil {
-						if c, err = net.DialTimeout("tcp", u.Host, 5*time.Second); err != nil {
+						if c, err = net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
 							c = nil
 							break
 						}
@@ -111,8 +159,8 @@ func main() {
 					_, err = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					r.ok = err == nil && res.StatusCode == 200
-					if *by != "" {
-						r.hv = res.Header.Get(*by)
+					if by != "" {
+						r.hv = res.Header.Get(by)
 					}
 					if err != nil || res.Close {
 						c.Close()
@@ -130,7 +178,7 @@ func main() {
 			}
 		}()
 	}
-	if *sleep {
+	if sleep {
 		paceSleeping(start, interval, n, func(i int) { jobs <- start.Add(time.Duration(i) * interval) })
 	} else {
 		pace(start, interval, n, func(i int) { jobs <- start.Add(time.Duration(i) * interval) })
@@ -138,42 +186,9 @@ func main() {
 	close(jobs)
 	wg.Wait()
 
-	var mem runtime.MemStats
-	runtime.ReadMemStats(&mem)
-	var lat, lags []time.Duration
-	errs := 0
-	counts := map[string]int{}
+	var all []result
 	for _, rs := range results {
-		for _, r := range rs {
-			if !r.ok {
-				errs++
-				continue
-			}
-			lat = append(lat, r.d)
-			lags = append(lags, r.lag)
-			if *by != "" {
-				counts[r.hv]++
-			}
-		}
+		all = append(all, rs...)
 	}
-	slices.Sort(lat)
-	slices.Sort(lags)
-	q := func(l []time.Duration, f float64) float64 {
-		if len(l) == 0 {
-			return 0
-		}
-		return float64(l[min(len(l)-1, int(f*float64(len(l))))]) / 1e6
-	}
-	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f loader_gcs=%d",
-		len(lat)+errs, errs, float64(len(lat)+errs)/dur.Seconds(), q(lat, .5), q(lat, .9), q(lat, .99), q(lat, .999), q(lat, 1),
-		q(lags, .5), q(lags, .99), mem.NumGC)
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Printf(" %s=%d", k, counts[k])
-	}
-	fmt.Println()
+	return all
 }
