@@ -210,8 +210,7 @@ type fastConn struct {
 	idle   atomic.Bool
 	rdl    time.Time // the read deadline set on nc
 
-	hostRaw []byte // the last Host value, and its routing form
-	hostKey string
+	hosts hostKeyCache
 
 	// Hang-up watch: a request waiting on its backend longer than
 	// watchAfter gets a read on the client connection, and a client that
@@ -263,7 +262,8 @@ func (fc *fastConn) release() {
 	fc.s.forget(fc)
 	fc.br.Reset(nil)
 	fc.bw.Reset(nil)
-	fc.s, fc.nc, fc.cr, fc.hostRaw, fc.hostKey, fc.rdl = nil, nil, connReader{}, fc.hostRaw[:0], "", time.Time{}
+	fc.s, fc.nc, fc.cr, fc.rdl = nil, nil, connReader{}, time.Time{}
+	fc.hosts.reset()
 	fc.upstream = nil
 	fastConnPool.Put(fc)
 }
@@ -343,13 +343,8 @@ func (fc *fastConn) serve() {
 			fc.rdl = time.Time{}
 			fc.nc.SetReadDeadline(fc.rdl)
 		}
-		if parseRequestHead(head, &fc.h) != nil {
-			fc.handOff()
-			return
-		}
-		st := s.m.state.Load()
-		rt := matchRoute(st.routes, fc.routeHost(), fc.h.path)
-		if rt == nil || !rt.cluster.fastOK() {
+		rt := s.m.fastRoute(head, &fc.h, &fc.hosts)
+		if rt == nil {
 			fc.handOff()
 			return
 		}
@@ -380,17 +375,37 @@ func (s *fastServer) serveHandedOff(nc net.Conn, pending []byte) {
 	go fc.serve()
 }
 
-// routeHost returns the request's host as routes match it (lower case,
-// without port or trailing dot), computed once per connection while the
-// client keeps sending the same Host.
-func (fc *fastConn) routeHost() string {
-	if fc.hostKey != "" && bytes.Equal(fc.hostRaw, fc.h.host) {
-		return fc.hostKey
+// fastRoute parses a request head into h and finds its route: nil when
+// the request is not one the fast path serves (it is then handed off).
+func (m *Mesh) fastRoute(head []byte, h *reqHead, hosts *hostKeyCache) *route {
+	if parseRequestHead(head, h) != nil {
+		return nil
 	}
-	fc.hostRaw = append(fc.hostRaw[:0], fc.h.host...)
-	fc.hostKey = routeHostKey(string(fc.h.host))
-	return fc.hostKey
+	rt := matchRoute(m.state.Load().routes, hosts.key(h.host), h.path)
+	if rt == nil || !rt.cluster.fastOK() {
+		return nil
+	}
+	return rt
 }
+
+// hostKeyCache keeps a connection's last Host value and its routing form
+// (lower case, without port or trailing dot), computed once while the
+// client keeps sending the same Host.
+type hostKeyCache struct {
+	raw    []byte
+	routed string
+}
+
+func (c *hostKeyCache) key(host []byte) string {
+	if c.routed != "" && bytes.Equal(c.raw, host) {
+		return c.routed
+	}
+	c.raw = append(c.raw[:0], host...)
+	c.routed = routeHostKey(string(host))
+	return c.routed
+}
+
+func (c *hostKeyCache) reset() { c.raw, c.routed = c.raw[:0], "" }
 
 // handOff gives the connection to the listener's net/http server, replaying
 // every byte read from it but not yet served.

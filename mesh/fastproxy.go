@@ -279,13 +279,10 @@ type fastTry struct {
 	timeout  bool // the per-try timeout
 }
 
-// proxy forwards the parsed request with the same retries, budget and
-// bookkeeping as handler.forward, writes the answer and returns the status,
-// the region that answered and whether the client connection can be kept.
-func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
-	c := rt.cluster
-	h := &fc.h
-	attempts, perTry := 1, time.Duration(0)
+// attemptsFor returns how many attempts a request with this method gets
+// (one unless it is idempotent), and the per-try timeout.
+func (c *cluster) attemptsFor(method []byte) (attempts int, perTry time.Duration, retryable bool) {
+	attempts = 1
 	if rc := c.cfg.Retry; rc != nil {
 		attempts = rc.Attempts
 		if attempts == 0 {
@@ -293,10 +290,20 @@ func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
 		}
 		perTry = time.Duration(rc.PerTry)
 	}
-	retryable := idempotent(string(h.method))
+	retryable = idempotent(string(method))
 	if !retryable {
 		attempts = 1
 	}
+	return attempts, perTry, retryable
+}
+
+// proxy forwards the parsed request with the same retries, budget and
+// bookkeeping as handler.forward, writes the answer and returns the status,
+// the region that answered and whether the client connection can be kept.
+func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
+	c := rt.cluster
+	h := &fc.h
+	attempts, perTry, retryable := c.attemptsFor(h.method)
 	c.budget.deposit()
 	deadline := start.Add(c.cfg.Timeout.D(30 * time.Second))
 	head := h.method[0] == 'H' && string(h.method) == "HEAD"

@@ -29,8 +29,7 @@ type lconn struct {
 
 	h               reqHead
 	res             resHead
-	hostRaw         []byte
-	hostKey         string
+	hosts           hostKeyCache
 	state           int8
 	readable        bool // edge-triggered: the socket may hold unread bytes
 	eof             bool // the client sent FIN
@@ -167,13 +166,8 @@ func (lc *lconn) advance() {
 			start = time.Now()
 		}
 		lc.headStart = time.Time{}
-		if parseRequestHead(buf[:n], &lc.h) != nil {
-			lc.handOff()
-			return
-		}
-		st := s.m.state.Load()
-		rt := matchRoute(st.routes, lc.routeHost(), lc.h.path)
-		if rt == nil || !rt.cluster.fastOK() {
+		rt := s.m.fastRoute(buf[:n], &lc.h, &lc.hosts)
+		if rt == nil {
 			lc.handOff()
 			return
 		}
@@ -208,32 +202,12 @@ func (lc *lconn) fill() bool {
 	}
 }
 
-func (lc *lconn) routeHost() string {
-	if lc.hostKey != "" && string(lc.hostRaw) == string(lc.h.host) {
-		return lc.hostKey
-	}
-	lc.hostRaw = append(lc.hostRaw[:0], lc.h.host...)
-	lc.hostKey = routeHostKey(string(lc.h.host))
-	return lc.hostKey
-}
-
 // begin starts forwarding a parsed request, with the same retry settings,
 // budget and deadline as fastConn.proxy.
 func (lc *lconn) begin(rt *route, headLen int, start time.Time) {
 	c := rt.cluster
 	lc.rt, lc.headLen, lc.start = rt, headLen, start
-	lc.attempts, lc.perTry = 1, 0
-	if rc := c.cfg.Retry; rc != nil {
-		lc.attempts = rc.Attempts
-		if lc.attempts == 0 {
-			lc.attempts = 2
-		}
-		lc.perTry = time.Duration(rc.PerTry)
-	}
-	lc.retryable = idempotent(string(lc.h.method))
-	if !lc.retryable {
-		lc.attempts = 1
-	}
+	lc.attempts, lc.perTry, lc.retryable = c.attemptsFor(lc.h.method)
 	c.budget.deposit()
 	lc.deadline = start.Add(c.cfg.Timeout.D(30 * time.Second))
 	lc.isHead = string(lc.h.method) == "HEAD"
