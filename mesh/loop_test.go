@@ -278,3 +278,29 @@ func TestShutdownLetsRequestsFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestHostNameEndpoint checks an endpoint given by host name, which the
+// event loops do not resolve: its requests are handed to the goroutine
+// path, which does.
+func TestHostNameEndpoint(t *testing.T) {
+	for _, loops := range engines {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			t.Parallel()
+			b := newBodyBackend(t, 0)
+			_, port, _ := net.SplitHostPort(b.ln.Addr().String())
+			_, url := startMesh(t, engineYAML, map[string]string{"app": "localhost:" + port, "loops": loops})
+			client := newClient()
+			for i := range 3 {
+				res, err := client.Get(url + "/x")
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || string(body) != "ok" {
+					t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+				}
+			}
+		})
+	}
+}
