@@ -23,10 +23,15 @@
 # The latency part's backend is LAT_BACKEND (default nginx, a static answer):
 # the Go backend costs 65-75 us of CPU per request at 6k requests/s, which
 # with the loader's 70-95 us fills a whole CPU; nginx costs about 25 us.
-# PRIO is a command prefix for the loader, the backends and the proxies, for
-# a box where other work runs: PRIO="chrt -f 1" (root) makes them real-time,
-# so other processes cannot delay them for a time slice (keep LOAD_CPUS under
-# 95% busy, the kernel's real-time limit, or they stall for tens of ms).
+# PROXY_PRIO is a command prefix for the proxies under test, by default
+# "chrt -f 1" when PIN=1 and run as root: real-time, so other work on a
+# shared box cannot hold a pinned proxy off its CPU for a time slice (it
+# cannot move to another CPU). LOAD_PRIO is the same for the loader and the
+# backend, off by default: they keep LOAD_CPUS about 95% busy at 50% of the
+# maximum, and real-time tasks above the kernel's 95% limit stall for tens of
+# ms. AWAKE=1 (default with PIN=1) runs an idle-priority busy loop on
+# PROXY_CPUS so that a virtual machine's vCPU does not halt between requests
+# (waking it costs the hypervisor's scheduling delay); AWAKE=0 turns it off.
 # Each latency run prints the loader's own send lag, the target's CPU per
 # request, each CPU's busy and steal share and the load average, so a noisy
 # round can be recognised; the added p99 is taken per round (direct and
@@ -39,9 +44,9 @@
 # with PIN=0, default 2), FRACTION (share of the lowest maximum for the
 # latency part, default 0.5), RATE (requests/s for the latency part instead),
 # ROUNDS (latency rounds, default 6), RATE_SECONDS (per latency run, plus 1 s
-# of warm-up, default 4), PIN, PROXY_CPUS, LOAD_CPUS, LAT_BACKEND, PRIO (see
-# above), PARTS (any of "throughput latency regions", default all three),
-# SREKIT (a prebuilt srekit binary instead of building ./cmd/srekit),
+# of warm-up, default 4), PIN, PROXY_CPUS, LOAD_CPUS, LAT_BACKEND,
+# PROXY_PRIO, LOAD_PRIO, AWAKE (see above), PARTS (any of "throughput
+# latency regions", default all three), SREKIT (a prebuilt srekit binary instead of building ./cmd/srekit),
 # BASE_PORT (first of the loopback ports used, default 27180; the bench uses
 # BASE_PORT to BASE_PORT+14).
 set -euo pipefail
@@ -57,6 +62,8 @@ LOAD_CPUS=${LOAD_CPUS:-0}
 TP_BACKEND=${TP_BACKEND:-go}
 LAT_BACKEND=${LAT_BACKEND:-nginx}
 LOAD_PRIO=${LOAD_PRIO:-}
+AWAKE=${AWAKE:-1}
+SPINNERS=()
 read -r -a LOAD_PRIO_CMD <<<"$LOAD_PRIO"
 PROXY_PRIO_CMD=()
 TP_ROUNDS=${TP_ROUNDS:-3}
@@ -281,6 +288,17 @@ if [ "$PIN" = 1 ]; then
   start_set lat $((B + 5)) "$LOAD_CPUS" "$PROXY_CPUS" "$n" "$LAT_BACKEND"
   LOADPIN=("${LOAD_PRIO_CMD[@]}" taskset -c "$LOAD_CPUS")
   mode="PIN=1: each proxy alone on CPU $PROXY_CPUS ($n worker(s)); the loader and the backend on CPU $LOAD_CPUS, for the direct runs too"
+  if [ "$AWAKE" = 1 ] && command -v chrt >/dev/null; then
+    # Keep the proxies' CPUs from going idle: on a virtual machine an idle
+    # vCPU halts, and waking it again costs the hypervisor's scheduling
+    # delay (milliseconds at p99 here), paid on every request that crosses
+    # to the proxy. A busy loop at SCHED_IDLE priority keeps them running
+    # and yields to anything else at once (like booting with idle=poll).
+    for c in ${PROXY_CPUS//,/ }; do
+      chrt -i 0 taskset -c "$c" sh -c 'while :; do :; done' & PIDS+=($!); SPINNERS+=($!)
+    done
+    mode+="; AWAKE=1: an idle-priority busy loop keeps CPU $PROXY_CPUS from halting"
+  fi
 else
   start_set lat $((B + 5)) "" "" "$WORKERS" "$LAT_BACKEND"
   LOADPIN=()
@@ -327,6 +345,7 @@ for name in srekit haproxy nginx; do
     "$(median <<<"${ADD50[$name]}")" "$(median <<<"${ADD99[$name]}")" "$(sorted <<<"${ADD99[$name]}")"
 done
 echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")   (medians of the rounds)"
+for p in "${SPINNERS[@]}"; do kill "$p" 2>/dev/null || true; done
 fi
 has regions || exit 0
 
