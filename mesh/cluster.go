@@ -257,8 +257,19 @@ func (c *cluster) endpoints() []*Endpoint { return *c.eps.Load() }
 // nothing else is left). It applies health and panic mode, the circuit
 // breaker and the locality preference, then asks the balancer.
 func (c *cluster) pick(now time.Time, tried []*Endpoint) *Endpoint {
+	return c.pickWith(now, tried, new(pickScratch))
+}
+
+// pickScratch keeps pick's candidate lists from one call to the next, so
+// that a connection picking for request after request allocates nothing
+// (the lists go to the balancer through an interface, so the compiler
+// cannot keep them on the stack).
+type pickScratch struct{ cands, open, local []*Endpoint }
+
+// pickWith is pick with the caller's scratch lists.
+func (c *cluster) pickWith(now time.Time, tried []*Endpoint, sc *pickScratch) *Endpoint {
 	all := c.endpoints()
-	cands := make([]*Endpoint, 0, len(all))
+	cands := sc.cands[:0]
 	for _, e := range all {
 		if e.available(now) {
 			cands = append(cands, e)
@@ -270,7 +281,8 @@ func (c *cluster) pick(now time.Time, tried []*Endpoint) *Endpoint {
 		c.m.panics.WithLabelValues(c.cfg.Name).Inc()
 		cands = append(cands[:0], all...)
 	}
-	open := cands[:0:0]
+	sc.cands = cands
+	open := sc.open[:0]
 	for _, e := range cands {
 		if e.inflight.Load() < c.maxConc && !slices.Contains(tried, e) {
 			open = append(open, e)
@@ -283,6 +295,7 @@ func (c *cluster) pick(now time.Time, tried []*Endpoint) *Endpoint {
 			}
 		}
 	}
+	sc.open = open
 	if len(open) == 0 {
 		if len(cands) > 0 {
 			c.m.overflow.WithLabelValues(c.cfg.Name).Inc()
@@ -290,15 +303,15 @@ func (c *cluster) pick(now time.Time, tried []*Endpoint) *Endpoint {
 		return nil
 	}
 	if c.region != "" {
-		open = c.local(open, now)
+		open = c.local(open, now, sc)
 	}
 	return c.bal.Pick(open, now)
 }
 
 // local narrows candidates to the front door's region while it has one whose
 // latency is within the slack factor (plus the margin) of the best elsewhere.
-func (c *cluster) local(cands []*Endpoint, now time.Time) []*Endpoint {
-	var local []*Endpoint
+func (c *cluster) local(cands []*Endpoint, now time.Time, sc *pickScratch) []*Endpoint {
+	local := sc.local[:0]
 	bestLocal, bestOther := -1.0, -1.0
 	for _, e := range cands {
 		l := e.latencyFloor(now, c.defRTT)
@@ -311,6 +324,7 @@ func (c *cluster) local(cands []*Endpoint, now time.Time) []*Endpoint {
 			bestOther = l
 		}
 	}
+	sc.local = local
 	if len(local) == 0 || len(local) == len(cands) {
 		return cands
 	}

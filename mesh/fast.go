@@ -211,6 +211,7 @@ type fastConn struct {
 	rdl    time.Time // the read deadline set on nc
 
 	hosts hostKeyCache
+	picks pickScratch
 
 	// Hang-up watch: a request waiting on its backend longer than
 	// watchAfter gets a read on the client connection, and a client that

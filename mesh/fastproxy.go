@@ -332,7 +332,7 @@ func (fc *fastConn) proxy(rt *route, start time.Time) (int, string, bool) {
 			}
 			c.m.retries.WithLabelValues(c.cfg.Name, "retry").Inc()
 		}
-		e := c.pick(now, tried)
+		e := c.pickWith(now, tried, &fc.picks)
 		if e == nil {
 			break
 		}
@@ -712,17 +712,28 @@ func writeErrorResponse(w headWriter, code int, msg string, closing bool) {
 // writeStatusLine writes the status line as net/http's server does (its own
 // reason phrase, not the backend's).
 func writeStatusLine(w headWriter, code int) {
-	w.WriteString("HTTP/1.1 ")
-	var b [3]byte
-	w.Write(strconv.AppendInt(b[:0], int64(code), 10))
-	w.WriteByte(' ')
-	if text := http.StatusText(code); text != "" {
-		w.WriteString(text)
-	} else {
-		w.WriteString("status code ")
-		w.Write(strconv.AppendInt(b[:0], int64(code), 10))
+	if code >= 100 && code < len(statusLines) {
+		w.WriteString(statusLines[code])
+		return
 	}
-	w.WriteString("\r\n")
+	w.WriteString(formatStatusLine(code))
+}
+
+// statusLines holds every status line from 100 to 599, made once, so that
+// writing one costs no allocation.
+var statusLines = func() (l [600]string) {
+	for code := 100; code < len(l); code++ {
+		l[code] = formatStatusLine(code)
+	}
+	return l
+}()
+
+func formatStatusLine(code int) string {
+	text := http.StatusText(code)
+	if text == "" {
+		text = "status code " + strconv.Itoa(code)
+	}
+	return "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
 }
 
 type dateValue struct {

@@ -30,6 +30,7 @@ type lconn struct {
 	h               reqHead
 	res             resHead
 	hosts           hostKeyCache
+	picks           pickScratch
 	state           int8
 	readable        bool // edge-triggered: the socket may hold unread bytes
 	eof             bool // the client sent FIN
@@ -238,7 +239,7 @@ func (lc *lconn) nextAttempt() {
 			}
 			c.m.retries.WithLabelValues(c.cfg.Name, "retry").Inc()
 		}
-		e := c.pick(now, lc.tried)
+		e := c.pickWith(now, lc.tried, &lc.picks)
 		if e == nil {
 			lc.fail()
 			return
