@@ -193,22 +193,13 @@ func TestStalePooledConnections(t *testing.T) {
 		t.Run("event_loops="+loops, func(t *testing.T) {
 			t.Parallel()
 			b := newBodyBackend(t, 30*time.Millisecond)
-			m, url := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
-			_ = m
+			_, url := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
 			client := newClient()
 			for i := range 12 {
 				if i%3 == 0 {
 					time.Sleep(80 * time.Millisecond) // the pooled connections are closed by now
 				}
-				res, err := client.Get(url + "/x")
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 || string(body) != "ok" {
-					t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
-				}
+				getOK(t, client, url+"/x", i)
 			}
 			b.mu.Lock()
 			conns := b.conns
@@ -291,16 +282,23 @@ func TestHostNameEndpoint(t *testing.T) {
 			_, url := startMesh(t, engineYAML, map[string]string{"app": "localhost:" + port, "loops": loops})
 			client := newClient()
 			for i := range 3 {
-				res, err := client.Get(url + "/x")
-				if err != nil {
-					t.Fatalf("request %d: %v", i, err)
-				}
-				body, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 200 || string(body) != "ok" {
-					t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
-				}
+				getOK(t, client, url+"/x", i)
 			}
 		})
+	}
+}
+
+// getOK fetches url (request number i) and fails unless bodyBackend's "ok"
+// comes back.
+func getOK(t *testing.T, client *http.Client, url string, i int) {
+	t.Helper()
+	res, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("request %d: %v", i, err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "ok" {
+		t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
 	}
 }
