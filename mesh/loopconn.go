@@ -640,19 +640,13 @@ func (lc *lconn) checkDeadline(now time.Time) {
 // flush writes out; false when the client cannot be written to (it is
 // then gone).
 func (lc *lconn) flush() bool {
-	for len(lc.out.b) > 0 {
-		n, err := rawWrite(lc.fd, lc.out.b)
-		switch {
-		case n > 0:
-			lc.out.b = lc.out.b[:copy(lc.out.b, lc.out.b[n:])]
-		case err == unix.EINTR:
-		case err == unix.EAGAIN:
-			return true // EPOLLOUT will tell
-		default:
-			lc.gone = true
-			lc.out.b = lc.out.b[:0]
-			return false
-		}
+	if err := writeOut(lc.fd, &lc.out); err != nil {
+		lc.gone = true
+		lc.out.b = lc.out.b[:0]
+		return false
+	}
+	if len(lc.out.b) > 0 {
+		return true // EPOLLOUT will tell
 	}
 	if cap(lc.out.b) > 64<<10 {
 		lc.out.b = nil // a big answer's buffer is not kept per connection
@@ -805,11 +799,17 @@ func (b *bconn) compact() {
 
 // flush writes the pending request bytes.
 func (b *bconn) flush() error {
-	for len(b.out.b) > 0 {
-		n, err := rawWrite(b.fd, b.out.b)
+	return writeOut(b.fd, &b.out)
+}
+
+// writeOut writes what out holds to the non-blocking socket fd, keeping
+// what the socket would not take yet (EPOLLOUT tells when it will).
+func writeOut(fd int, out *byteBuf) error {
+	for len(out.b) > 0 {
+		n, err := rawWrite(fd, out.b)
 		switch {
 		case n > 0:
-			b.out.b = b.out.b[:copy(b.out.b, b.out.b[n:])]
+			out.b = out.b[:copy(out.b, out.b[n:])]
 		case err == unix.EINTR:
 		case err == unix.EAGAIN:
 			return nil

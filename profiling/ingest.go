@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/google/pprof/profile"
 
@@ -51,6 +52,26 @@ type Decoded struct {
 	// input has samples but no timeline could be kept, NoTimeline says why.
 	Timeline   *Timeline
 	NoTimeline string
+}
+
+// Window is the time span a snapshot of d covers: from and until when
+// given (non-zero), else the profile's own time and duration when it has
+// them, else the instant fallback (the upload or file time).
+func (d Decoded) Window(from, until, fallback time.Time) (start, end time.Time) {
+	start, end = from, until
+	if end.IsZero() {
+		end = fallback
+		if d.TimeNanos > 0 {
+			end = time.Unix(0, d.TimeNanos+d.DurationNanos)
+		}
+	}
+	if start.IsZero() {
+		start = end
+		if d.TimeNanos > 0 {
+			start = time.Unix(0, d.TimeNanos)
+		}
+	}
+	return start, end
 }
 
 // Formats srekit ingests.

@@ -60,6 +60,18 @@ func (p *profilingWeb) asAgent(w http.ResponseWriter, r *http.Request, name stri
 }
 
 // asCaptureAgent is asAgent for the agent a capture was requested of.
+// captureOfAgent reads the capture id from the path and checks that the
+// calling agent may answer for it; false when it has already answered the
+// request with the error.
+func (p *profilingWeb) captureOfAgent(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		Error(w, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return id, p.asCaptureAgent(w, r, id)
+}
+
 func (p *profilingWeb) asCaptureAgent(w http.ResponseWriter, r *http.Request, id int64) bool {
 	if _, bound := r.Context().Value(boundAgentKey{}).(string); !bound {
 		return true
@@ -116,12 +128,8 @@ func (p *profilingWeb) next(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *profilingWeb) result(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !p.asCaptureAgent(w, r, id) {
+	id, ok := p.captureOfAgent(w, r)
+	if !ok {
 		return
 	}
 	v := r.URL.Query()
@@ -148,12 +156,8 @@ func (p *profilingWeb) result(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *profilingWeb) fail(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !p.asCaptureAgent(w, r, id) {
+	id, ok := p.captureOfAgent(w, r)
+	if !ok {
 		return
 	}
 	var body struct {

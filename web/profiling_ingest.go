@@ -96,19 +96,7 @@ func (p *profilingWeb) ingest(w http.ResponseWriter, r *http.Request) {
 	timelines := []int64{}
 	note := ""
 	for _, d := range ds {
-		start, end := from, until
-		if end.IsZero() {
-			end = now
-			if d.TimeNanos > 0 {
-				end = time.Unix(0, d.TimeNanos+d.DurationNanos)
-			}
-		}
-		if start.IsZero() {
-			start = end
-			if d.TimeNanos > 0 {
-				start = time.Unix(0, d.TimeNanos)
-			}
-		}
+		start, end := d.Window(from, until, now)
 		l := labels
 		if len(d.Labels) > 0 {
 			l = labels.Clone()

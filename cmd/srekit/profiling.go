@@ -156,19 +156,7 @@ file twice stores it once.`,
 				}
 				st, _ := os.Stat(path)
 				for _, d := range ds {
-					start, end := f, u
-					if end.IsZero() {
-						end = st.ModTime()
-						if d.TimeNanos > 0 {
-							end = time.Unix(0, d.TimeNanos+d.DurationNanos)
-						}
-					}
-					if start.IsZero() {
-						start = end
-						if d.TimeNanos > 0 {
-							start = time.Unix(0, d.TimeNanos)
-						}
-					}
+					start, end := d.Window(f, u, st.ModTime())
 					_, dup, err := db.Save(cmd.Context(), &profiling.Snapshot{Kind: d.Kind, Unit: d.Unit, Labels: labels,
 						Start: start, End: end, Source: "import:" + filepath.Base(path), Profile: d.Profile, Timeline: d.Timeline})
 					if err != nil {
