@@ -656,8 +656,12 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 	}
 	reason := halt()
 	budget := false // halted because the unavailability budget is spent
+	// A store error stops new work, but the hosts in flight are still
+	// settled below: an install that never handed its image over must go
+	// back to pending, or a restart would take it for an interrupted one.
+	var storeErr error
 	for {
-		for reason == "" && ctx.Err() == nil && len(pending) > 0 && InWindow(spec.Windows, c.now()) {
+		for reason == "" && storeErr == nil && ctx.Err() == nil && len(pending) > 0 && InWindow(spec.Windows, c.now()) {
 			limit := Concurrency(spec.MaxConcurrent, spec.ConcurrentPercent, ro.Record.Total, failedTotal)
 			if limit == 0 && inflight == 0 {
 				budget = true
@@ -671,8 +675,9 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 			pending = pending[1:]
 			ok, err := c.claim(ctx, ro.ID, h)
 			if err != nil {
+				storeErr = err
 				cancel()
-				return err
+				break
 			}
 			if !ok {
 				continue // another controller took it
@@ -684,7 +689,7 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 			}(h)
 		}
 		if inflight == 0 {
-			if reason != "" || ctx.Err() != nil || len(pending) == 0 {
+			if reason != "" || storeErr != nil || ctx.Err() != nil || len(pending) == 0 {
 				break
 			}
 			// Outside every maintenance window: wait for one.
@@ -718,16 +723,19 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 			done++
 		}
 		if err := c.finish(ctx, ro.ID, r.h, rel, state, detail); err != nil {
-			cancel()
-			for ; inflight > 0; inflight-- {
-				<-results
+			if storeErr == nil {
+				storeErr = err
+				cancel()
 			}
-			return err
+			continue
 		}
 		c.emit(Event{Rollout: ro.ID, Phase: phase, Host: r.h.Host, State: state, Detail: detail})
 		if reason == "" {
 			reason = halt()
 		}
+	}
+	if storeErr != nil {
+		return storeErr
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -739,8 +747,12 @@ func (c *Controller) runPhase(ctx context.Context, ro Rollout, rel StoredRelease
 }
 
 // claim moves a host from pending to started; false when it was not pending.
+//
+// The write is not cut short by a stop: a claim the database took but
+// reported as cancelled would leave a host started with nothing in flight.
+// The install that follows sees the stop and gives the host back.
 func (c *Controller) claim(ctx context.Context, id int64, h RolloutHost) (bool, error) {
-	res, err := c.DB.S.Exec(ctx, "UPDATE fw_rollout_hosts SET state = ?, started_at = ? WHERE rollout_id = ? AND host_id = ? AND state = ?",
+	res, err := c.DB.S.Exec(context.WithoutCancel(ctx), "UPDATE fw_rollout_hosts SET state = ?, started_at = ? WHERE rollout_id = ? AND host_id = ? AND state = ?",
 		HostStarted, c.now().UTC(), id, h.HostID, HostPending)
 	if err != nil {
 		return false, err
@@ -855,8 +867,10 @@ func (c *Controller) verify(ctx context.Context, h RolloutHost, rel StoredReleas
 }
 
 // finish records a host's outcome; a host done also shows the new version
-// in the versions database.
+// in the versions database. It is not cut short by a stop: the outcome
+// happened, and a restart should not have to rediscover it.
 func (c *Controller) finish(ctx context.Context, id int64, h RolloutHost, rel StoredRelease, state, detail string) error {
+	ctx = context.WithoutCancel(ctx)
 	now := c.now().UTC()
 	return c.DB.S.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := tx.Exec(ctx, "UPDATE fw_rollout_hosts SET state = ?, detail = ?, finished_at = ? WHERE rollout_id = ? AND host_id = ?",
