@@ -474,6 +474,8 @@ func (m *Mesh) AdminHandler() http.Handler {
 	// Profiles of the proxy itself, for `srekit flame` or `go tool pprof`.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	// An execution trace shows what held up a request (`go tool trace`).
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /api/v1/mesh/timings", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Report()) })
 	mux.HandleFunc("GET /api/v1/mesh/endpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Endpoints()) })

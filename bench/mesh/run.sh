@@ -20,9 +20,19 @@
 # loader and the backend share LOAD_CPUS (default CPU 0), in the direct runs
 # too; so a proxied run differs from its direct run only by the proxy's hop.
 # PIN=0 is the older mode: nothing pinned, WORKERS workers per proxy.
-# The latency part's backend is LAT_BACKEND (default nginx, a static answer):
-# the Go backend costs 65-75 us of CPU per request at 6k requests/s, which
-# with the loader's 70-95 us fills a whole CPU; nginx costs about 25 us.
+# The latency part's loader and backend are LAT_BACKEND. The default with
+# PIN=1 on Linux is duo (bench/mesh/duo): the loader and the backend in one
+# thread that polls its sockets without ever sleeping, so nothing on
+# LOAD_CPUS waits for a wake-up or for another process's time slice; it
+# keeps LOAD_CPUS 100% busy, and the direct p99 drops from about 1 ms
+# (separate loader and nginx backend) to 0.1-0.2 ms at 10k requests/s.
+# LAT_BACKEND=nginx (the default otherwise) is bench/mesh/load in front of
+# nginx serving a static answer; go is the Go backend, which costs 65-75 us
+# of CPU per request at 6k requests/s against nginx's 25.
+# Before the latency rounds, bench/mesh/stalls prints how often each CPU was
+# taken away from a busy thread for 100 us, 1 ms and 5 ms or more in 5 s: on
+# a virtual machine the hypervisor does this, and no proxy's p99 can be
+# better than the stalls of its CPU allow.
 # PROXY_PRIO is a command prefix for the proxies under test, by default
 # "chrt -f 1" when PIN=1 and run as root: real-time, so other work on a
 # shared box cannot hold a pinned proxy off its CPU for a time slice (it
@@ -60,7 +70,7 @@ PIN=${PIN:-1}
 PROXY_CPUS=${PROXY_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 TP_BACKEND=${TP_BACKEND:-go}
-LAT_BACKEND=${LAT_BACKEND:-nginx}
+LAT_BACKEND=${LAT_BACKEND:-}
 LOAD_PRIO=${LOAD_PRIO:-}
 AWAKE=${AWAKE:-1}
 SPINNERS=()
@@ -93,6 +103,8 @@ else
 fi
 go build -o "$W/backend" ./bench/mesh/backend
 go build -o "$W/load" ./bench/mesh/load
+go build -o "$W/stalls" ./bench/mesh/stalls
+[ "$(uname -s)" != Linux ] || go build -o "$W/duo" ./bench/mesh/duo
 
 B=${BASE_PORT:-27180}
 declare -A ADDR PID_OF
@@ -140,6 +152,8 @@ http {
 }
 CFG
     "${bpin[@]}" "$NGINX" -c "$W/backend-$set.conf" -p "$W/backend-$set" & PIDS+=($!); PID_OF[$set,direct]=$!
+  elif [ "$backend" = duo ]; then
+    PID_OF[$set,direct]=""   # bench/mesh/duo serves it, during each latency run
   else
     "${bpin[@]}" "$W/backend" -addr "$be" & PIDS+=($!); PID_OF[$set,direct]=$!
   fi
@@ -203,6 +217,11 @@ CFG
 
   sleep 1.5
   for c in direct srekit haproxy nginx; do
+    if [ "$backend" = duo ]; then
+      out=$("$W/duo" -serve "$be" -target "${ADDR[$set,$c]}" -rate 200 -duration 0.2s -warmup 0.1s -conns 2 2>&1) &&
+        [ "$(field errors "$out")" = 0 ] || { echo "no answer from $c at ${ADDR[$set,$c]} (duo backend): $out" >&2; exit 1; }
+      continue
+    fi
     curl -fsS -o /dev/null "http://${ADDR[$set,$c]}/" || {
       echo "no answer from $c at ${ADDR[$set,$c]}" >&2; cat "$W/haproxy-$set.log" "$W/nginx-$set/error.log" >&2 2>/dev/null; exit 1; }
   done
@@ -210,7 +229,7 @@ CFG
 # stop_set SET: stops a set's four processes (they would sit idle otherwise).
 stop_set() {
   local c
-  for c in direct srekit haproxy nginx; do kill "${PID_OF[$1,$c]}" 2>/dev/null || true; done
+  for c in direct srekit haproxy nginx; do [ -z "${PID_OF[$1,$c]}" ] || kill "${PID_OF[$1,$c]}" 2>/dev/null || true; done
   sleep 0.5
 }
 
@@ -275,6 +294,10 @@ if has latency; then
 if [ "$PIN" = 1 ] && { [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; }; then
   echo "PIN=1 needs 2 CPUs and taskset (util-linux); running unpinned" >&2; PIN=0
 fi
+if [ -z "$LAT_BACKEND" ]; then
+  # duo busy-polls a whole CPU: only where the proxies have CPUs of their own.
+  if [ "$PIN" = 1 ] && [ "$(uname -s)" = Linux ]; then LAT_BACKEND=duo; else LAT_BACKEND=nginx; fi
+fi
 if [ -z "${PROXY_PRIO+set}" ]; then
   PROXY_PRIO=""
   if [ "$PIN" = 1 ] && [ "$(id -u)" -eq 0 ] && command -v chrt >/dev/null; then PROXY_PRIO="chrt -f 1"; fi
@@ -305,7 +328,12 @@ else
   mode="PIN=0: nothing pinned; the loader, the backend and the proxy ($WORKERS workers) share all $(nproc) CPUs"
 fi
 set=lat
-echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/load), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
+echo; echo "== stalls of each CPU seen by a busy thread (bench/mesh/stalls, 5 s, all CPUs at once): the box's own floor for a p99"
+sp=()
+for c in $(seq 0 $(($(nproc) - 1))); do taskset -c "$c" "$W/stalls" -duration 5s > "$W/stalls-$c" & sp+=($!); done
+wait "${sp[@]}"
+for c in $(seq 0 $(($(nproc) - 1))); do echo "cpu$c $(cat "$W/stalls-$c")"; done
+echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/$([ "$LAT_BACKEND" = duo ] && echo duo || echo load)), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
 echo "   $mode"
 echo "   backend: $LAT_BACKEND; scheduling prefix for the proxies: ${PROXY_PRIO:-none}; for the loader and the backend: ${LOAD_PRIO:-none}"
 echo "   lag_p99: delay from a request's scheduled time to its write (the loader's CPU, or all its connections busy); cpu_us: the target's CPU per request"
@@ -316,13 +344,19 @@ for r in $(seq "$ROUNDS"); do
   declare -A R50 R99
   for i in 0 1 2 3; do
     name=${targets[$(((i + r - 1) % 4))]}
-    c0=$(cpu_ticks "${PID_OF[$set,$name]}"); s0=$(grep '^cpu[0-9]' /proc/stat)
-    out=$("${LOADPIN[@]}" "$W/load" -url "http://${ADDR[$set,$name]}/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
-    c1=$(cpu_ticks "${PID_OF[$set,$name]}"); s1=$(grep '^cpu[0-9]' /proc/stat)
+    pid=${PID_OF[$set,$name]}
+    c0=$([ -z "$pid" ] || cpu_ticks "$pid"); s0=$(grep '^cpu[0-9]' /proc/stat)
+    if [ "$LAT_BACKEND" = duo ]; then
+      out=$("${LOADPIN[@]}" "$W/duo" -serve "${ADDR[$set,direct]}" -target "${ADDR[$set,$name]}" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
+    else
+      out=$("${LOADPIN[@]}" "$W/load" -url "http://${ADDR[$set,$name]}/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
+    fi
+    c1=$([ -z "$pid" ] || cpu_ticks "$pid"); s1=$(grep '^cpu[0-9]' /proc/stat)
     R50[$name]=$(field p50_ms "$out"); R99[$name]=$(field p99_ms "$out")
     ALL50[$name]+="${R50[$name]} "; ALL99[$name]+="${R99[$name]} "
     # CPU per request at this rate (warm-up requests included in the count).
-    cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$RATE" -v s="$RATE_SECONDS" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n * (s + 1)) }')
+    cpu=-
+    [ -z "$pid" ] || cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$RATE" -v s="$RATE_SECONDS" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n * (s + 1)) }')
     printf "round %d %-8s p50 %7.3f  p90 %7.3f  p99 %7.3f  p99.9 %7.3f  max %7.3f ms  errors %s  lag_p99 %6.3f ms  cpu_us %5s  %s load average %s\n" \
       "$r" "$name" "${R50[$name]}" "$(field p90_ms "$out")" "${R99[$name]}" "$(field p999_ms "$out")" "$(field max_ms "$out")" \
       "$(field errors "$out")" "$(field lag_p99_ms "$out")" "$cpu" "$(cpu_busy "$s0" "$s1")" "$(cut -d' ' -f1 /proc/loadavg)"
