@@ -40,6 +40,7 @@ type bodyBackend struct {
 	idleClose time.Duration
 	mu        sync.Mutex
 	conns     int
+	dropped   int // /race requests read and then dropped with the connection
 }
 
 func newBodyBackend(t *testing.T, idleClose time.Duration) *bodyBackend {
@@ -75,7 +76,7 @@ func testBody(n int) []byte {
 func (b *bodyBackend) serve(c net.Conn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
-	for {
+	for served := 0; ; served++ {
 		if b.idleClose > 0 {
 			c.SetReadDeadline(time.Now().Add(b.idleClose))
 		}
@@ -110,6 +111,16 @@ func (b *bodyBackend) serve(c net.Conn) {
 			bw.Write(body)
 			bw.Flush()
 			return
+		case "race":
+			// A keep-alive close that crosses the next request: the
+			// request was read, and the connection closes unanswered.
+			if served > 0 {
+				b.mu.Lock()
+				b.dropped++
+				b.mu.Unlock()
+				return
+			}
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		case "slow":
 			time.Sleep(300 * time.Millisecond)
 			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow")
@@ -206,6 +217,33 @@ func TestStalePooledConnections(t *testing.T) {
 			b.mu.Unlock()
 			if conns < 4 {
 				t.Errorf("the backend saw %d connections; the idle closes should have forced at least 4", conns)
+			}
+		})
+	}
+}
+
+// TestStaleConnectionRace has the backend close each kept-alive connection
+// right after reading its second request, unanswered, as when its idle
+// timeout crosses a new request: the proxy cannot tell that from a close
+// while idle, so an idempotent request goes once more on a new connection
+// and the client never sees the race.
+func TestStaleConnectionRace(t *testing.T) {
+	for _, loops := range engines {
+		t.Run("event_loops="+loops, func(t *testing.T) {
+			t.Parallel()
+			b := newBodyBackend(t, 0)
+			_, url := startMesh(t, engineYAML, map[string]string{"app": b.ln.Addr().String(), "loops": loops})
+			client := newClient()
+			const n = 10
+			for i := range n {
+				getOK(t, client, url+"/race", i)
+			}
+			b.mu.Lock()
+			conns, dropped := b.conns, b.dropped
+			b.mu.Unlock()
+			// Every request after the first met a dropped connection first.
+			if dropped != n-1 || conns != n {
+				t.Errorf("backend: %d connections, %d dropped requests; want %d and %d", conns, dropped, n, n-1)
 			}
 		})
 	}
