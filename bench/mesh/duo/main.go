@@ -129,6 +129,7 @@ type conn struct {
 	listener bool
 	server   bool // accepted: the backend's side
 	busy     bool // client: a request is in flight
+	closed   bool // dropped; an idle one is skipped when taken from d.idle
 	retried  bool // client: the request in flight was already resent once
 	measured bool // client: the request in flight counts
 	at       time.Time
@@ -178,6 +179,7 @@ func (d *duo) add(fd int, c *conn) {
 }
 
 func (d *duo) drop(c *conn) {
+	c.closed = true
 	unix.EpollCtl(d.ep, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
 	delete(d.conns, c.fd)
@@ -227,6 +229,9 @@ func (d *duo) run(start time.Time, interval time.Duration, n int, warm time.Dura
 		for len(d.due) > 0 && len(d.idle) > 0 {
 			c := d.idle[len(d.idle)-1]
 			d.idle = d.idle[:len(d.idle)-1]
+			if c.closed {
+				continue
+			}
 			at := d.due[0]
 			d.due = d.due[1:]
 			c.busy, c.retried, c.measured, c.at = true, false, !at.Before(measureFrom), at
@@ -249,6 +254,9 @@ func (d *duo) closedLoop(measureFrom, end time.Time) {
 		for len(d.idle) > 0 && len(d.lat) < cap(d.lat) {
 			c := d.idle[len(d.idle)-1]
 			d.idle = d.idle[:len(d.idle)-1]
+			if c.closed {
+				continue
+			}
 			c.busy, c.retried, c.measured, c.at = true, false, !now.Before(measureFrom), now
 			d.send(c)
 		}
