@@ -52,8 +52,9 @@ func DefaultPath() string {
 }
 
 // Open opens the database named by dsn and brings its schema up to date.
-// A dsn starting with postgres:// or postgresql:// selects PostgreSQL; anything
-// else is a SQLite file path (created with its directory when missing).
+// A dsn starting with postgres:// or postgresql:// selects PostgreSQL;
+// sqlite://PATH or a plain path is a SQLite file (created with its directory
+// when missing). Any other scheme is an error, not a file named after it.
 // An empty dsn means DefaultPath().
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	if dsn == "" {
@@ -64,7 +65,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		s, err = openPostgres(ctx, dsn)
 	} else {
-		s, err = openSQLite(ctx, dsn)
+		path, perr := sqlitePath(dsn)
+		if perr != nil {
+			return nil, perr
+		}
+		s, err = openSQLite(ctx, path)
 	}
 	if err != nil {
 		return nil, err
@@ -74,6 +79,23 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("migrate %s: %w", s.Location, err)
 	}
 	return s, nil
+}
+
+// sqlitePath takes the file path out of a SQLite dsn: sqlite:///var/x.db
+// is /var/x.db and sqlite://x.db is x.db (relative). A dsn
+// with another scheme (mysql://, or postgres misspelt) is refused: taken as
+// a path, it would quietly create a directory named after the scheme.
+func sqlitePath(dsn string) (string, error) {
+	if rest, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
+		if rest == "" {
+			return "", fmt.Errorf("database %q names no file: use sqlite:///absolute/path.db or a path", dsn)
+		}
+		return rest, nil
+	}
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "" && !strings.ContainsAny(scheme, `/\.`) {
+		return "", fmt.Errorf("database %q: unknown scheme %q; use postgres://..., sqlite://PATH or a SQLite file path", dsn, scheme)
+	}
+	return dsn, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {

@@ -3,6 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/srekit/srekit/store"
@@ -128,6 +131,31 @@ func concurrentOpen(t *testing.T, dsn string) {
 	for i := 0; i < 6; i++ {
 		if err := <-errs; err != nil {
 			t.Fatalf("concurrent open: %v", err)
+		}
+	}
+}
+
+func TestSQLiteDSNs(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "a", "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(dir, "a", "x.db")); err != nil {
+		t.Errorf("sqlite:// URL: %v", err)
+	}
+	for _, dsn := range []string{"mysql://root@db/srekit", "postgre://srekit@db/srekit", "sqlite://"} {
+		t.Chdir(dir)
+		if s, err := store.Open(ctx, dsn); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", dsn)
+		} else if !strings.Contains(err.Error(), dsn) {
+			t.Errorf("Open(%q): %v does not name the dsn", dsn, err)
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+			t.Errorf("Open(%q) left files in the working directory: %v", dsn, entries)
 		}
 	}
 }

@@ -36,7 +36,7 @@ var dbFlag string
 
 func init() {
 	root.PersistentFlags().StringVar(&dbFlag, "db", os.Getenv("SREKIT_DB"),
-		"database: a SQLite file path or a postgres:// URL (env SREKIT_DB; default ~/.local/share/srekit/srekit.db)")
+		"database: a SQLite file path (or sqlite://PATH) or a postgres:// URL (env SREKIT_DB; default ~/.local/share/srekit/srekit.db)")
 }
 
 // usageError marks errors in how a command was called, so main exits 2 for
