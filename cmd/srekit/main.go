@@ -56,6 +56,17 @@ func markUsageErrors(c *cobra.Command) {
 			return nil
 		}
 	}
+	// A group (flame, sct, loops...) has no action of its own: without
+	// this, cobra shows its help and exits 0 for `srekit sct host:443`
+	// or `srekit flame out.folded`, as if something had been done.
+	if c.HasSubCommands() && !c.Runnable() {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q (see '%s --help')", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	}
 	for _, sub := range c.Commands() {
 		markUsageErrors(sub)
 	}

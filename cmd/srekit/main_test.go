@@ -90,6 +90,22 @@ func TestHelpListsParts(t *testing.T) {
 	}
 }
 
+// TestGroupsRefuseUnknownWords: a group command given a word that is not
+// one of its subcommands fails with exit 2 (cobra alone shows the help and
+// exits 0), and given nothing still shows its help.
+func TestGroupsRefuseUnknownWords(t *testing.T) {
+	for _, group := range []string{"flame", "sct", "loops", "firmware", "mesh", "profiling"} {
+		_, errOut, code := run(t, "", group, "example.com:443")
+		if code != 2 || !strings.Contains(errOut, `unknown command "example.com:443" for "srekit `+group+`"`) {
+			t.Errorf("srekit %s example.com:443: exit %d, %q", group, code, errOut)
+		}
+	}
+	out, _, code := run(t, "", "flame")
+	if code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("srekit flame: exit %d:\n%s", code, out)
+	}
+}
+
 func TestCostExampleLaaS(t *testing.T) {
 	out, _, code := run(t, "", "cost", "example", "laas")
 	if code != 0 {
