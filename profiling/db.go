@@ -625,6 +625,21 @@ func (d *DB) Delete(ctx context.Context, ids []int64) error {
 	return d.S.InTx(ctx, func(tx *store.Tx) error { return deleteTx(ctx, tx, ids) })
 }
 
+// DeleteOne removes one snapshot, like Delete; ErrNotFound when there is
+// none with that id, so that an API caller can tell a typo from a success.
+func (d *DB) DeleteOne(ctx context.Context, id int64) error {
+	return d.S.InTx(ctx, func(tx *store.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, "SELECT 1 FROM profiling_snapshots WHERE id = ?", id).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("snapshot %d: %w", id, ErrNotFound)
+			}
+			return err
+		}
+		return deleteTx(ctx, tx, []int64{id})
+	})
+}
+
 // deleteTx removes snapshots and unused blobs inside a transaction.
 func deleteTx(ctx context.Context, tx *store.Tx, ids []int64) error {
 	{

@@ -207,8 +207,14 @@ func (s *Service) SaveAlertRule(ctx context.Context, r AlertRule) (*AlertRule, e
 
 // DeleteAlertRule removes a rule.
 func (s *Service) DeleteAlertRule(ctx context.Context, id int64) error {
-	_, err := s.DB.S.Exec(ctx, "DELETE FROM profiling_alert_rules WHERE id = ?", id)
-	return err
+	res, err := s.DB.S.Exec(ctx, "DELETE FROM profiling_alert_rules WHERE id = ?", id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("alert rule %d: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // AlertRules lists the rules by id.

@@ -104,7 +104,7 @@ func mountProfiling(s *Server) error {
 	s.HandleFunc("POST /api/v1/profiling/ingest", p.ingest, Write(), up)
 	s.HandleFunc("GET /api/v1/profiling/snapshots", p.listSnapshots)
 	s.HandleFunc("GET /api/v1/profiling/snapshots/{id}", p.getSnapshot)
-	s.HandleFunc("DELETE /api/v1/profiling/snapshots/{id}", p.deleteSnapshot, Write())
+	s.HandleFunc("DELETE /api/v1/profiling/snapshots/{id}", deleteByID(p.svc.DB.DeleteOne), Write())
 	s.HandleFunc("GET /api/v1/profiling/snapshots/{id}/heatmap", p.heatmap)
 	s.HandleFunc("GET /api/v1/profiling/merge", p.merge)
 	s.HandleFunc("GET /api/v1/profiling/diff", p.diff)
@@ -335,19 +335,6 @@ func (p *profilingWeb) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	title := fmt.Sprintf("%s %s %s", snap.Kind, snap.Labels, snap.End.Format(time.RFC3339))
 	p.writeProfile(w, r, snap.Profile, title, snap)
-}
-
-func (p *profilingWeb) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r, "id")
-	if err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := p.svc.DB.Delete(r.Context(), []int64{id}); err != nil {
-		Error(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	WriteJSON(w, http.StatusOK, map[string]any{"deleted": id})
 }
 
 // writeProfile answers with the profile in the asked format: json (the

@@ -566,6 +566,20 @@ func TestProfilingStoredPullTargets(t *testing.T) {
 		t.Fatalf("delete twice: %d, want 404", code)
 	}
 	waitFor("[]")
+	// Deleting the snapshot works once; then it, and any alert rule that
+	// never existed, answer 404 rather than a success.
+	path := fmt.Sprintf("/api/v1/profiling/snapshots/%d", c.SnapshotID)
+	if code := srv.api("DELETE", path, nil, nil); code != 200 {
+		t.Fatalf("delete snapshot: %d", code)
+	}
+	for _, p := range []string{path, "/api/v1/profiling/alert-rules/999999"} {
+		if code := srv.api("DELETE", p, nil, nil); code != 404 {
+			t.Errorf("DELETE %s: %d, want 404", p, code)
+		}
+	}
+	if code := srv.api("GET", path, nil, nil); code != 404 {
+		t.Errorf("GET of a deleted snapshot: %d, want 404", code)
+	}
 }
 
 // TestProfilingAgentTokens: an agent with its own token registers, captures
