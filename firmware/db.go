@@ -498,6 +498,10 @@ type Affected struct {
 	Certain bool   `json:"certain"`
 }
 
+// ErrNoFix is AffectedBy's answer for an issue no stored release fixes
+// (unknown to the database, so nothing can be said about exposure).
+var ErrNoFix = errors.New("no release in the database fixes it")
+
 // AffectedBy lists the host components exposed to a CVE (or any issue id).
 func (db *DB) AffectedBy(ctx context.Context, cve string) ([]Affected, error) {
 	rows, err := db.S.Query(ctx, `SELECT r.component_id, r.version, c.version_format FROM fw_release_issues i
@@ -527,7 +531,7 @@ func (db *DB) AffectedBy(ctx context.Context, cve string) ([]Affected, error) {
 		return nil, err
 	}
 	if len(fixes) == 0 {
-		return nil, fmt.Errorf("no release in the database fixes %s", cve)
+		return nil, fmt.Errorf("%s: %w", cve, ErrNoFix)
 	}
 	all, formats, err := db.Status(ctx, Filter{})
 	if err != nil {

@@ -2,6 +2,7 @@ package firmware
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -106,8 +107,8 @@ func TestVersionsDB(t *testing.T) {
 		if strings.Join(names, " ") != "web00 web05" {
 			t.Errorf("affected by CVE = %v", names)
 		}
-		if _, err := db.AffectedBy(ctx, "CVE-1999-0001"); err == nil {
-			t.Error("a CVE nothing fixes gave no error")
+		if _, err := db.AffectedBy(ctx, "CVE-1999-0001"); !errors.Is(err, ErrNoFix) {
+			t.Errorf("a CVE nothing fixes: %v, want ErrNoFix", err)
 		}
 
 		// Mark 1.47.0 bad: web03 is then on a known-bad release.

@@ -37,7 +37,11 @@ func mountFirmware(s *Server) error {
 	s.HandleFunc("GET /api/v1/firmware/behind", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Behind(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/bad", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.OnKnownBad(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/cve/{id}", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) {
-		return db.AffectedBy(r.Context(), r.PathValue("id"))
+		a, err := db.AffectedBy(r.Context(), r.PathValue("id"))
+		if errors.Is(err, firmware.ErrNoFix) {
+			return nil, errNotFound(err.Error())
+		}
+		return a, err
 	}))
 	s.HandleFunc("GET /api/v1/firmware/releases", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Releases(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/rollouts", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Rollouts(r.Context()) }))

@@ -109,6 +109,11 @@ func TestFirmwareAPI(t *testing.T) {
 	if len(affected) != 1 || affected[0].Host != "db1" || affected[0].FixedIn != "1.46.0" {
 		t.Errorf("affected = %+v", affected)
 	}
+	if resp, err := http.Get(base + "/api/v1/firmware/cve/CVE-1999-0001"); err != nil || resp.StatusCode != 404 {
+		t.Errorf("a CVE no release fixes: %v %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	var rels []firmware.StoredRelease
 	fwGet(t, base+"/api/v1/firmware/releases", &rels)
 	if len(rels) != 1 {
