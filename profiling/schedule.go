@@ -77,12 +77,18 @@ func (s *Service) SaveSchedule(ctx context.Context, sc Schedule) (*Schedule, err
 
 // DeleteSchedule removes a schedule.
 func (s *Service) DeleteSchedule(ctx context.Context, id int64) error {
-	res, err := s.DB.S.Exec(ctx, "DELETE FROM profiling_schedules WHERE id = ?", id)
+	return s.deleteRow(ctx, "profiling_schedules", "schedule", id)
+}
+
+// deleteRow deletes the row of table with this id; ErrNotFound, naming
+// what the row is, when there is none.
+func (s *Service) deleteRow(ctx context.Context, table, what string, id int64) error {
+	res, err := s.DB.S.Exec(ctx, "DELETE FROM "+table+" WHERE id = ?", id)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("schedule %d: %w", id, ErrNotFound)
+		return fmt.Errorf("%s %d: %w", what, id, ErrNotFound)
 	}
 	return nil
 }
@@ -207,14 +213,7 @@ func (s *Service) SaveAlertRule(ctx context.Context, r AlertRule) (*AlertRule, e
 
 // DeleteAlertRule removes a rule.
 func (s *Service) DeleteAlertRule(ctx context.Context, id int64) error {
-	res, err := s.DB.S.Exec(ctx, "DELETE FROM profiling_alert_rules WHERE id = ?", id)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("alert rule %d: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.deleteRow(ctx, "profiling_alert_rules", "alert rule", id)
 }
 
 // AlertRules lists the rules by id.
