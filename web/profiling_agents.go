@@ -59,7 +59,6 @@ func (p *profilingWeb) asAgent(w http.ResponseWriter, r *http.Request, name stri
 	return true
 }
 
-// asCaptureAgent is asAgent for the agent a capture was requested of.
 // captureOfAgent reads the capture id from the path and checks that the
 // calling agent may answer for it; false when it has already answered the
 // request with the error.
@@ -72,6 +71,7 @@ func (p *profilingWeb) captureOfAgent(w http.ResponseWriter, r *http.Request) (i
 	return id, p.asCaptureAgent(w, r, id)
 }
 
+// asCaptureAgent is asAgent for the agent a capture was requested of.
 func (p *profilingWeb) asCaptureAgent(w http.ResponseWriter, r *http.Request, id int64) bool {
 	if _, bound := r.Context().Value(boundAgentKey{}).(string); !bound {
 		return true

@@ -30,11 +30,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/srekit/srekit/bench/mesh/internal/summary"
 )
 
 const answer = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend: backend\r\nContent-Length: 16\r\n\r\nok from backend\n"
@@ -103,18 +104,7 @@ func main() {
 	} else {
 		d.closedLoop(start.Add(*warm), start.Add(*warm+*dur))
 	}
-	lat, lag := d.lat, d.lag
-	slices.Sort(lat)
-	slices.Sort(lag)
-	q := func(l []time.Duration, f float64) float64 {
-		if len(l) == 0 {
-			return 0
-		}
-		return float64(l[min(len(l)-1, int(f*float64(len(l))))]) / 1e6
-	}
-	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f loader_gcs=0 served=%d\n",
-		len(lat)+d.errors, d.errors, float64(len(lat)+d.errors)/dur.Seconds(), q(lat, .5), q(lat, .9), q(lat, .99), q(lat, .999), q(lat, 1),
-		q(lag, .5), q(lag, .99), d.served)
+	fmt.Printf("%s served=%d\n", summary.Line(d.lat, d.lag, d.errors, *dur, 0), d.served)
 }
 
 func fail(format string, args ...any) {
@@ -130,6 +120,7 @@ type conn struct {
 	server   bool // accepted: the backend's side
 	busy     bool // client: a request is in flight
 	closed   bool // dropped; an idle one is skipped when taken from d.idle
+	queued   bool // in d.pending: the socket did not take all of out
 	retried  bool // client: the request in flight was already resent once
 	measured bool // client: the request in flight counts
 	at       time.Time
@@ -147,6 +138,8 @@ type duo struct {
 	conns   map[int]*conn
 	idle    []*conn
 	due     []time.Time // requests whose time has come, waiting for a connection
+	pending []*conn     // connections with bytes a full socket held back
+	spare   []*conn     // pending's other buffer, swapped in while it is retried
 	lat     []time.Duration
 	lag     []time.Duration
 	errors  int
@@ -216,9 +209,24 @@ func (d *duo) dial() (*conn, error) {
 // has finished; those scheduled before start+warm are not measured.
 func (d *duo) run(start time.Time, interval time.Duration, n int, warm time.Duration) {
 	measureFrom := start.Add(warm)
+	giveUp := start.Add(time.Duration(n)*interval + 10*time.Second)
 	next := 0
 	for d.done < n {
 		now := time.Now()
+		if now.After(giveUp) {
+			// Every connection is gone or stuck: count what is left as
+			// errors rather than wait forever.
+			measured := 0
+			for i := range n {
+				if !start.Add(time.Duration(i) * interval).Before(measureFrom) {
+					measured++
+				}
+			}
+			lost := measured - len(d.lat) - d.errors
+			fmt.Fprintf(os.Stderr, "duo: %d requests unanswered 10 s after the last was due; the %d measured ones count as errors\n", n-d.done, lost)
+			d.errors += lost
+			return
+		}
 		for ; next < n; next++ {
 			at := start.Add(time.Duration(next) * interval)
 			if at.After(now) {
@@ -279,18 +287,24 @@ func (d *duo) flush(c *conn) {
 			continue
 		}
 		if err == unix.EAGAIN {
+			if !c.queued {
+				c.queued = true
+				d.pending = append(d.pending, c)
+			}
 			return
 		}
 		if err != nil {
 			d.broken(c)
 			return
 		}
-		c.out = c.out[n:]
+		// Compact rather than reslice, so the buffer is reused from its
+		// start and the next request or answer allocates nothing.
+		c.out = c.out[:copy(c.out, c.out[n:])]
 	}
 }
 
-// poll takes what epoll has ready now, without waiting, and retries writes
-// a full socket held back.
+// poll takes what epoll has ready now, without waiting, and retries the
+// writes a full socket held back.
 func (d *duo) poll() {
 	n, err := unix.EpollWait(d.ep, d.events[:], 0)
 	if err != nil && err != unix.EINTR {
@@ -308,10 +322,16 @@ func (d *duo) poll() {
 			d.read(c)
 		}
 	}
-	for _, c := range d.conns {
-		if len(c.out) > 0 {
-			d.flush(c)
+	if len(d.pending) > 0 {
+		retry := d.pending
+		d.pending = d.spare[:0]
+		for _, c := range retry {
+			c.queued = false
+			if !c.closed {
+				d.flush(c)
+			}
 		}
+		d.spare = retry[:0]
 	}
 }
 

@@ -35,6 +35,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/srekit/srekit/bench/mesh/internal/summary"
 )
 
 // result is one request's outcome.
@@ -93,17 +95,7 @@ func main() {
 			counts[r.hv]++
 		}
 	}
-	slices.Sort(lat)
-	slices.Sort(lags)
-	q := func(l []time.Duration, f float64) float64 {
-		if len(l) == 0 {
-			return 0
-		}
-		return float64(l[min(len(l)-1, int(f*float64(len(l))))]) / 1e6
-	}
-	fmt.Printf("requests=%d errors=%d rate=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f lag_p50_ms=%.3f lag_p99_ms=%.3f loader_gcs=%d",
-		len(lat)+errs, errs, float64(len(lat)+errs)/dur.Seconds(), q(lat, .5), q(lat, .9), q(lat, .99), q(lat, .999), q(lat, 1),
-		q(lags, .5), q(lags, .99), mem.NumGC)
+	fmt.Print(summary.Line(lat, lags, errs, *dur, mem.NumGC))
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
 		keys = append(keys, k)
