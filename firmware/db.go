@@ -130,7 +130,7 @@ func (db *DB) FindRelease(ctx context.Context, k ComponentKey, version string) (
 		return StoredRelease{}, err
 	}
 	if len(rs) == 0 {
-		return StoredRelease{}, fmt.Errorf("no release %s of %s in the database (add it with `srekit firmware release add`)", version, k)
+		return StoredRelease{}, notFound(fmt.Sprintf("no release %s of %s in the database (add it with `srekit firmware release add`)", version, k))
 	}
 	return rs[0], nil
 }
@@ -142,7 +142,7 @@ func (db *DB) Release(ctx context.Context, id int64) (StoredRelease, error) {
 		return StoredRelease{}, err
 	}
 	if len(rs) == 0 {
-		return StoredRelease{}, fmt.Errorf("no release with id %d", id)
+		return StoredRelease{}, notFound(fmt.Sprintf("no release with id %d", id))
 	}
 	return rs[0], nil
 }
@@ -244,7 +244,7 @@ func (db *DB) MarkBad(ctx context.Context, releaseID int64, bad bool, reason str
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("no release with id %d", releaseID)
+		return notFound(fmt.Sprintf("no release with id %d", releaseID))
 	}
 	kind := "release-bad"
 	if !bad {
@@ -501,6 +501,16 @@ type Affected struct {
 // ErrNoFix is AffectedBy's answer for an issue no stored release fixes
 // (unknown to the database, so nothing can be said about exposure).
 var ErrNoFix = errors.New("no release in the database fixes it")
+
+// ErrNotFound is matched (with errors.Is) by lookups of a release or a
+// rollout that is not stored, so that faces can tell "no such thing" from a
+// failing database; the error itself names what was missing.
+var ErrNotFound = errors.New("not found")
+
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
 
 // AffectedBy lists the host components exposed to a CVE (or any issue id).
 func (db *DB) AffectedBy(ctx context.Context, cve string) ([]Affected, error) {

@@ -180,7 +180,7 @@ func (db *DB) Rollout(ctx context.Context, id int64) (Rollout, error) {
 		return Rollout{}, err
 	}
 	if len(rs) == 0 {
-		return Rollout{}, fmt.Errorf("no rollout %d", id)
+		return Rollout{}, notFound(fmt.Sprintf("no rollout %d", id))
 	}
 	return rs[0], nil
 }

@@ -37,11 +37,7 @@ func mountFirmware(s *Server) error {
 	s.HandleFunc("GET /api/v1/firmware/behind", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Behind(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/bad", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.OnKnownBad(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/cve/{id}", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) {
-		a, err := db.AffectedBy(r.Context(), r.PathValue("id"))
-		if errors.Is(err, firmware.ErrNoFix) {
-			return nil, errNotFound(err.Error())
-		}
-		return a, err
+		return db.AffectedBy(r.Context(), r.PathValue("id"))
 	}))
 	s.HandleFunc("GET /api/v1/firmware/releases", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Releases(r.Context()) }))
 	s.HandleFunc("GET /api/v1/firmware/rollouts", s.fwAPI(func(r *http.Request, db *firmware.DB) (any, error) { return db.Rollouts(r.Context()) }))
@@ -52,7 +48,7 @@ func mountFirmware(s *Server) error {
 		}
 		ro, err := db.Rollout(r.Context(), id)
 		if err != nil {
-			return nil, errNotFound(err.Error())
+			return nil, err
 		}
 		hosts, err := db.RolloutHosts(r.Context(), id)
 		return map[string]any{"rollout": ro, "hosts": hosts}, err
@@ -71,15 +67,20 @@ type fwHTTPError struct {
 
 func (e fwHTTPError) Error() string { return e.msg }
 func errBadRequest(m string) error  { return fwHTTPError{http.StatusBadRequest, m} }
-func errNotFound(m string) error    { return fwHTTPError{http.StatusNotFound, m} }
 
+// fwFail answers a failed read: the status the handler chose, 404 for a
+// release, rollout or fix that is not stored, and 500 for anything else,
+// which is then the store failing rather than the request being wrong.
 func fwFail(w http.ResponseWriter, err error) {
 	var he fwHTTPError
-	if errors.As(err, &he) {
+	switch {
+	case errors.As(err, &he):
 		Error(w, he.code, he.msg)
-		return
+	case errors.Is(err, firmware.ErrNotFound), errors.Is(err, firmware.ErrNoFix):
+		Error(w, http.StatusNotFound, err.Error())
+	default:
+		Error(w, http.StatusInternalServerError, err.Error())
 	}
-	Error(w, http.StatusBadRequest, err.Error())
 }
 
 func (s *Server) fwAPI(fn func(r *http.Request, db *firmware.DB) (any, error)) http.HandlerFunc {
@@ -150,7 +151,11 @@ func (s *Server) fwMarkBad(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := firmware.NewDB(s.Store).MarkBad(r.Context(), id, !body.Clear, body.Reason); err != nil {
-		Error(w, http.StatusBadRequest, err.Error())
+		code := http.StatusBadRequest
+		if errors.Is(err, firmware.ErrNotFound) {
+			code = http.StatusNotFound
+		}
+		Error(w, code, err.Error())
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]bool{"known_bad": !body.Clear})

@@ -46,7 +46,7 @@ func fwGet(t *testing.T, url string, v any) {
 // TestFirmwareAPI: inventory and packages go in through the write API (token
 // required, bad input refused with nothing stored), and the queries come out.
 func TestFirmwareAPI(t *testing.T) {
-	_, base := webtest.StartServer(t, false)
+	srv, base := webtest.StartServer(t, false)
 	// The page on an empty database says how to fill it.
 	resp, err := http.Get(base + "/firmware")
 	if err != nil {
@@ -128,6 +128,31 @@ func TestFirmwareAPI(t *testing.T) {
 	if len(onBad) != 1 || onBad[0].Host != "db2" {
 		t.Errorf("on known-bad = %+v", onBad)
 	}
+
+	// What is not stored is 404, a malformed id 400; a failing store is 500,
+	// not blamed on the request.
+	if code, msg := fwPost(t, base+"/api/v1/firmware/releases/999999/bad", webtest.Token, "application/json", mb); code != 404 || !strings.Contains(msg, "no release with id 999999") {
+		t.Errorf("mark bad on a missing release: %d %s, want 404", code, msg)
+	}
+	for path, want := range map[string]int{"/api/v1/firmware/rollouts/999999": 404, "/api/v1/firmware/rollouts/x": 400} {
+		if code := fwStatus(t, base+path); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
+	srv.Store.Close()
+	if code := fwStatus(t, base+"/api/v1/firmware/spread"); code != 500 {
+		t.Errorf("GET spread with the store closed: %d, want 500", code)
+	}
+}
+
+func fwStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func itoa64(n int64) string { b, _ := json.Marshal(n); return string(b) }
