@@ -64,6 +64,11 @@ type Listener struct {
 	// 0 means one per CPU the Go scheduler uses (GOMAXPROCS); below zero,
 	// none: a goroutine per connection, as on other systems.
 	EventLoops int `yaml:"event_loops"`
+	// BusyPoll keeps each event loop polling its sockets, without parking,
+	// for this long after it last had work (Linux; 0, the default: park at
+	// once). Like HAProxy's busy-polling, it trades a CPU kept busy for
+	// answers that do not wait for a wake-up (see docs/mesh.md).
+	BusyPoll Duration `yaml:"busy_poll"`
 }
 
 // Route sends requests whose host and path match to a cluster. An empty Host
@@ -327,6 +332,12 @@ func (c *Config) validate() error {
 		}
 		if l.MaxHeaderBytes < 0 || l.MaxBodyBytes < 0 {
 			return c.fieldError(p+".max_header_bytes", "limits cannot be negative")
+		}
+		if l.BusyPoll > 0 && (l.EventLoops < 0 || l.DisableFastPath || l.Cert != "" || l.H2C) {
+			return c.fieldError(p+".busy_poll", "busy polling is done by the event loops, which serve plain HTTP/1.1 listeners with the fast path and event_loops >= 0")
+		}
+		if time.Duration(l.BusyPoll) > time.Second {
+			return c.fieldError(p+".busy_poll", "%s is over the 1s maximum (a few hundred microseconds covers the gaps between requests under load)", time.Duration(l.BusyPoll))
 		}
 	}
 	c.byID = map[string]int{}

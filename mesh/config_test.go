@@ -17,6 +17,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"listeners: [{addr: 127.0.0.1:1}]\nroutes: [{cluster: x}]\nclusters:\n  - name: x\n    endpoints: [{address: a:1}]\n    retry:\n      budget: 3\n", "line 7: clusters[0].retry.budget"},
 		{"listeners: [{addr: 127.0.0.1:1}]\nroutes: [{cluster: x}]\nclusters:\n  - name: x\n    endpoints: [{address: a:1}]\n    timeout: soon\n", "line 6: \"soon\" is not a duration"},
 		{"listeners: [{addr: 127.0.0.1:1}]\nroutes: [{cluster: x}]\nclusters:\n  - name: x\n    endpoints: [{address: a:1}]\n    colour: blue\n", "line 6: field colour not found"},
+		{"listeners:\n  - {addr: 127.0.0.1:1, event_loops: -1, busy_poll: 200us}\nroutes: [{cluster: x}]\nclusters: [{name: x, endpoints: [{address: a:1}]}]\n", "cfg.yaml line 2: listeners[0].busy_poll: busy polling is done by the event loops"},
+		{"listeners:\n  - {addr: 127.0.0.1:1, busy_poll: 2s}\nroutes: [{cluster: x}]\nclusters: [{name: x, endpoints: [{address: a:1}]}]\n", "cfg.yaml line 2: listeners[0].busy_poll: 2s is over the 1s maximum"},
 		{"listeners: [{addr: 127.0.0.1:1}]\nroutes: [{cluster: x, path_prefix: api}]\nclusters: [{name: x, endpoints: [{address: a:1}]}]\n", "routes[0].path_prefix: \"api\" must start with /"},
 		{"listeners: [{addr: 127.0.0.1:1}]\nroutes: [{cluster: x}]\nclusters: [{name: x, dns: [{name: api.example}]}]\n", "clusters[0].dns[0].port: A/AAAA discovery needs a port"},
 		{"listeners: [{addr: 127.0.0.1:1, cert: c.pem}]\nroutes: [{cluster: x}]\nclusters: [{name: x, endpoints: [{address: a:1}]}]\n", "listeners[0].cert: cert and key go together"},

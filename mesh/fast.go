@@ -43,7 +43,11 @@ func (l Listener) Serving() string {
 	case loopCount(l) == 0:
 		return "HTTP/1.1 (fast path, a goroutine per connection; net/http for bodies, upgrades and the unusual)"
 	}
-	return fmt.Sprintf("HTTP/1.1 (fast path on %d event loops; net/http for bodies, upgrades and the unusual)", loopCount(l))
+	busy := ""
+	if l.BusyPoll > 0 {
+		busy = fmt.Sprintf(", busy polling %s after work", time.Duration(l.BusyPoll))
+	}
+	return fmt.Sprintf("HTTP/1.1 (fast path on %d event loops%s; net/http for bodies, upgrades and the unusual)", loopCount(l), busy)
 }
 
 // fastHeadMax is the largest request head the fast path reads: bigger heads

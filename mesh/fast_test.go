@@ -314,7 +314,7 @@ func TestFastPathParity(t *testing.T) {
 // TestFastPathClientHangUpWhileStreaming checks that a client leaving in
 // the middle of a response leaves the proxy serving others.
 func TestFastPathKeepsServingAfterHangUps(t *testing.T) {
-	for _, loops := range []string{"0", "-1"} {
+	for _, loops := range engines {
 		t.Run("event_loops="+loops, func(t *testing.T) {
 			b := newRawBackend(t)
 			m, url := startMesh(t, parityYAML, map[string]string{"raw": b.addr, "slow": "false", "loops": loops})
@@ -361,7 +361,7 @@ func TestFastPathKeepsServingAfterHangUps(t *testing.T) {
 // pieces is served, and one that never completes is cut off after
 // read_header_timeout.
 func TestFastPathHeadInPiecesAndSlowClients(t *testing.T) {
-	for _, loops := range []string{"0", "-1"} {
+	for _, loops := range engines {
 		t.Run("event_loops="+loops, func(t *testing.T) {
 			b := newRawBackend(t)
 			y := strings.Replace(parityYAML, "max_header_bytes: 4096,", "max_header_bytes: 4096, read_header_timeout: 300ms,", 1)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +19,9 @@ import (
 )
 
 // The tests here run on both fast-path engines: the event loops
-// (event_loops: 0, the default on Linux) and a goroutine per connection
-// (event_loops: -1).
-var engines = []string{"0", "-1"}
+// (event_loops: 0, the default on Linux), the same with busy polling, and a
+// goroutine per connection (event_loops: -1).
+var engines = []string{"0", "0, busy_poll: 300us", "-1"}
 
 const engineYAML = `
 admin: "off"
@@ -338,5 +339,50 @@ func getOK(t *testing.T, client *http.Client, url string, i int) {
 	res.Body.Close()
 	if res.StatusCode != 200 || string(body) != "ok" {
 		t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
+	}
+}
+
+// TestBusyPoll checks busy polling: requests that come while a loop spins
+// are found by the spin (counted how="spin"), none without busy_poll, and a
+// loop that spins still keeps a per-try timeout to its 5 ms tick.
+func TestBusyPoll(t *testing.T) {
+	const y = `
+admin: "off"
+listeners: [{addr: "127.0.0.1:0", busy_poll: {{busy}}}]
+routes: [{cluster: app}]
+clusters:
+  - {name: app, endpoints: [{address: "{{app}}"}], retry: {attempts: 1, per_try_timeout: 100ms}}
+`
+	for _, busy := range []string{"1s", "0s"} {
+		t.Run("busy_poll="+busy, func(t *testing.T) {
+			b := newBodyBackend(t, 0)
+			m, url := startMesh(t, y, map[string]string{"app": b.ln.Addr().String(), "busy": busy})
+			client := newClient()
+			for i := range 20 {
+				getOK(t, client, url+"/", i)
+				time.Sleep(time.Millisecond)
+			}
+			start := time.Now()
+			resp, err := client.Get(url + "/slow")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 280*time.Millisecond {
+				t.Errorf("/slow with a 100ms per-try timeout: %d after %s, want 504 well before the backend's 300ms", resp.StatusCode, took)
+			}
+			spun := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="spin"`)
+			waited := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="wait"`)
+			switch {
+			case runtime.GOOS != "linux":
+				// No event loops: busy_poll has nothing to do.
+			case busy == "0s" && spun != 0:
+				t.Errorf("without busy_poll %v polls were counted as spins", spun)
+			case busy == "1s" && spun < 20:
+				// Each request after the first comes within the second of
+				// spinning that the last one started.
+				t.Errorf("busy_poll: 1s: %v polls found work spinning, %v waiting; want most of 40+ by spinning", spun, waited)
+			}
+		})
 	}
 }

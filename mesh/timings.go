@@ -22,6 +22,7 @@ type metrics struct {
 	overflow  *prometheus.CounterVec
 	conns     *prometheus.CounterVec
 	reloads   *prometheus.CounterVec
+	polls     *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.0005, .001, .002, .003, .005, .0075, .01, .015, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10}
@@ -41,7 +42,8 @@ func newMetrics() *metrics {
 	m.overflow = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "srekit_mesh_circuit_open_total", Help: "Requests refused because every endpoint was at its concurrency limit."}, []string{"cluster"})
 	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "srekit_mesh_upstream_connections_total", Help: "Backend connections used by attempts: reused=true from the warm pool, false newly dialed."}, []string{"cluster", "reused"})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "srekit_mesh_config_reloads_total", Help: "Config reloads by result."}, []string{"result"})
-	m.reg.MustRegister(m.upstream, m.requests, m.retries, m.budgetOut, m.ejections, m.panics, m.overflow, m.conns, m.reloads)
+	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "srekit_mesh_loop_polls_total", Help: "Event loop polls that found work: how=spin while busy polling (busy_poll), how=wait by the ordinary poll, at once or after the loop parked and was woken."}, []string{"how"})
+	m.reg.MustRegister(m.upstream, m.requests, m.retries, m.budgetOut, m.ejections, m.panics, m.overflow, m.conns, m.reloads, m.polls)
 	return m
 }
 

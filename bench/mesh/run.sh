@@ -42,6 +42,12 @@
 # ms. AWAKE=1 (default with PIN=1) runs an idle-priority busy loop on
 # PROXY_CPUS so that a virtual machine's vCPU does not halt between requests
 # (waking it costs the hypervisor's scheduling delay); AWAKE=0 turns it off.
+# BUSY_POLL (a duration such as 200us, off by default) makes the latency
+# part's proxies poll instead of sleeping between requests: srekit's
+# listener gets busy_poll: BUSY_POLL and HAProxy its global busy-polling;
+# nginx has no such setting and runs as before. It also makes PROXY_PRIO
+# default to none: a real-time task that keeps its CPU busy is held off for
+# 50 ms of every second by the kernel's real-time limit.
 # Each latency run prints the loader's own send lag, the target's CPU per
 # request, each CPU's busy and steal share and the load average, so a noisy
 # round can be recognised; the added p99 is taken per round (direct and
@@ -55,7 +61,7 @@
 # latency part, default 0.5), RATE (requests/s for the latency part instead),
 # ROUNDS (latency rounds, default 6), RATE_SECONDS (per latency run, plus 1 s
 # of warm-up, default 4), PIN, PROXY_CPUS, LOAD_CPUS, LAT_BACKEND,
-# PROXY_PRIO, LOAD_PRIO, AWAKE (see above), PARTS (any of "throughput
+# PROXY_PRIO, LOAD_PRIO, AWAKE, BUSY_POLL (see above), PARTS (any of "throughput
 # latency regions", default all three), SREKIT (a prebuilt srekit binary instead of building ./cmd/srekit),
 # BASE_PORT (first of the loopback ports used, default 27180; the bench uses
 # BASE_PORT to BASE_PORT+14).
@@ -73,6 +79,7 @@ TP_BACKEND=${TP_BACKEND:-go}
 LAT_BACKEND=${LAT_BACKEND:-}
 LOAD_PRIO=${LOAD_PRIO:-}
 AWAKE=${AWAKE:-1}
+BUSY_POLL=${BUSY_POLL:-}
 SPINNERS=()
 read -r -a LOAD_PRIO_CMD <<<"$LOAD_PRIO"
 PROXY_PRIO_CMD=()
@@ -82,7 +89,9 @@ PARTS=${PARTS:-"throughput latency regions"}
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 W=$(mktemp -d /tmp/srekit-bench-mesh.XXXXXX)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+# A proxy frozen by the latency part (see freeze) acts on its TERM only once
+# continued.
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; kill -CONT "$p" $(pgrep -P "$p") 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
 
 need=()
@@ -119,7 +128,8 @@ declare -A ADDR PID_OF
 start_set() {
   local set=$1 p=$2 bcpus=$3 pcpus=$4 workers=$5 backend=$6
   local be=127.0.0.1:$p sk=127.0.0.1:$(($2 + 1)) ha=127.0.0.1:$(($2 + 2)) ng=127.0.0.1:$(($2 + 3)) admin=127.0.0.1:$(($2 + 4))
-  local bpin=() ppin=() cpumap="" affinity="" c
+  local bpin=() ppin=() cpumap="" affinity="" c busy="" habusy=""
+  if [ "$set" = lat ] && [ -n "$BUSY_POLL" ]; then busy=", busy_poll: $BUSY_POLL"; habusy="busy-polling"; fi
   if [ -n "$bcpus" ]; then bpin=("${LOAD_PRIO_CMD[@]}" taskset -c "$bcpus"); fi
   if [ -n "$pcpus" ]; then
     ppin=("${PROXY_PRIO_CMD[@]}" taskset -c "$pcpus")
@@ -160,7 +170,7 @@ CFG
 
   cat > "$W/mesh-$set.yaml" <<YAML
 admin: $admin
-listeners: [{addr: "$sk"}]
+listeners: [{addr: "$sk"$busy}]
 routes: [{cluster: app}]
 clusters:
   - name: app
@@ -172,6 +182,7 @@ YAML
 global
   nbthread $workers
   $cpumap
+  $habusy
   maxconn 4096
 defaults
   mode http
@@ -300,7 +311,7 @@ if [ -z "$LAT_BACKEND" ]; then
 fi
 if [ -z "${PROXY_PRIO+set}" ]; then
   PROXY_PRIO=""
-  if [ "$PIN" = 1 ] && [ "$(id -u)" -eq 0 ] && command -v chrt >/dev/null; then PROXY_PRIO="chrt -f 1"; fi
+  if [ "$PIN" = 1 ] && [ -z "$BUSY_POLL" ] && [ "$(id -u)" -eq 0 ] && command -v chrt >/dev/null; then PROXY_PRIO="chrt -f 1"; fi
 fi
 read -r -a PROXY_PRIO_CMD <<<"$PROXY_PRIO"
 if [ "$PIN" = 1 ]; then
@@ -328,6 +339,12 @@ else
   mode="PIN=0: nothing pinned; the loader, the backend and the proxy ($WORKERS workers) share all $(nproc) CPUs"
 fi
 set=lat
+# freeze/thaw NAME: stop a proxy (with its worker processes) while another
+# is measured, so that its timers, and with BUSY_POLL its polling, take
+# nothing from the CPU the measured proxy runs on.
+freeze() { local p=${PID_OF[$set,$1]}; [ -z "$p" ] || kill -STOP "$p" $(pgrep -P "$p") 2>/dev/null || true; }
+thaw() { local p=${PID_OF[$set,$1]}; [ -z "$p" ] || kill -CONT "$p" $(pgrep -P "$p") 2>/dev/null || true; }
+for name in srekit haproxy nginx; do freeze "$name"; done
 echo; echo "== stalls of each CPU seen by a busy thread (bench/mesh/stalls, 5 s, all CPUs at once): the box's own floor for a p99"
 sp=()
 for c in $(seq 0 $(($(nproc) - 1))); do taskset -c "$c" "$W/stalls" -duration 5s > "$W/stalls-$c" & sp+=($!); done
@@ -336,6 +353,7 @@ for c in $(seq 0 $(($(nproc) - 1))); do echo "cpu$c $(cat "$W/stalls-$c")"; done
 echo; echo "== latency at a constant $RATE requests/s, open loop (bench/mesh/$([ "$LAT_BACKEND" = duo ] && echo duo || echo load)), $ROUNDS rounds of ${RATE_SECONDS}s (+1s warm-up), targets interleaved in a rotating order"
 echo "   $mode"
 echo "   backend: $LAT_BACKEND; scheduling prefix for the proxies: ${PROXY_PRIO:-none}; for the loader and the backend: ${LOAD_PRIO:-none}"
+[ -z "$BUSY_POLL" ] || echo "   BUSY_POLL=$BUSY_POLL: srekit busy_poll: $BUSY_POLL, HAProxy busy-polling; nginx has no busy polling"
 echo "   lag_p99: delay from a request's scheduled time to its write (the loader's CPU, or all its connections busy); cpu_us: the target's CPU per request"
 echo "   (the backend's for direct); cpuN busy%/steal%: each CPU's busy and hypervisor-steal share during the run, whoever used it"
 declare -A P99 P50 ALL50 ALL99 ADD99 ADD50
@@ -345,6 +363,7 @@ for r in $(seq "$ROUNDS"); do
   for i in 0 1 2 3; do
     name=${targets[$(((i + r - 1) % 4))]}
     pid=${PID_OF[$set,$name]}
+    thaw "$name"; sleep 0.2
     c0=$([ -z "$pid" ] || cpu_ticks "$pid"); s0=$(grep '^cpu[0-9]' /proc/stat)
     if [ "$LAT_BACKEND" = duo ]; then
       out=$("${LOADPIN[@]}" "$W/duo" -serve "${ADDR[$set,direct]}" -target "${ADDR[$set,$name]}" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
@@ -352,6 +371,7 @@ for r in $(seq "$ROUNDS"); do
       out=$("${LOADPIN[@]}" "$W/load" -url "http://${ADDR[$set,$name]}/" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
     fi
     c1=$([ -z "$pid" ] || cpu_ticks "$pid"); s1=$(grep '^cpu[0-9]' /proc/stat)
+    [ "$name" = direct ] || freeze "$name"
     R50[$name]=$(field p50_ms "$out"); R99[$name]=$(field p99_ms "$out")
     ALL50[$name]+="${R50[$name]} "; ALL99[$name]+="${R99[$name]} "
     # CPU per request at this rate (warm-up requests included in the count).
@@ -380,6 +400,7 @@ for name in srekit haproxy nginx; do
 done
 echo "srekit/haproxy p99: $(ratio "${P99[srekit]}" "${P99[haproxy]}")   srekit/nginx p99: $(ratio "${P99[srekit]}" "${P99[nginx]}")   (medians of the rounds)"
 for p in "${SPINNERS[@]}"; do kill "$p" 2>/dev/null || true; done
+for name in srekit haproxy nginx; do thaw "$name"; done
 fi
 has regions || exit 0
 
