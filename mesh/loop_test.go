@@ -362,14 +362,15 @@ clusters:
 				getOK(t, client, url+"/", i)
 				time.Sleep(time.Millisecond)
 			}
-			start := time.Now()
+			// A loop that spun past the timeout would relay the backend's
+			// 200 after 300 ms.
 			resp, err := client.Get(url + "/slow")
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 280*time.Millisecond {
-				t.Errorf("/slow with a 100ms per-try timeout: %d after %s, want 504 well before the backend's 300ms", resp.StatusCode, took)
+			if resp.StatusCode != http.StatusGatewayTimeout {
+				t.Errorf("/slow with a 100ms per-try timeout: %d, want 504 before the backend's answer at 300ms", resp.StatusCode)
 			}
 			spun := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="spin"`)
 			waited := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="wait"`)

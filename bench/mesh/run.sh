@@ -47,7 +47,8 @@
 # listener gets busy_poll: BUSY_POLL and HAProxy its global busy-polling;
 # nginx has no such setting and runs as before. It also makes PROXY_PRIO
 # default to none: a real-time task that keeps its CPU busy is held off for
-# 50 ms of every second by the kernel's real-time limit.
+# 50 ms of every second by the kernel's real-time limit. The AWAKE busy loop
+# is stopped while a busy-polling proxy is measured.
 # Each latency run prints the loader's own send lag, the target's CPU per
 # request, each CPU's busy and steal share and the load average, so a noisy
 # round can be recognised; the added p99 is taken per round (direct and
@@ -363,7 +364,14 @@ for r in $(seq "$ROUNDS"); do
   for i in 0 1 2 3; do
     name=${targets[$(((i + r - 1) % 4))]}
     pid=${PID_OF[$set,$name]}
-    thaw "$name"; sleep 0.2
+    thaw "$name"
+    # A proxy that busy-polls keeps its CPU awake itself, and the idle
+    # busy loop would only take slices of 1 ms or more from it: EEVDF does
+    # not preempt an idle-priority task for one that never sleeps.
+    if [ -n "$BUSY_POLL" ] && { [ "$name" = srekit ] || [ "$name" = haproxy ]; }; then
+      for p in "${SPINNERS[@]}"; do kill -STOP "$p" 2>/dev/null || true; done
+    fi
+    sleep 0.2
     c0=$([ -z "$pid" ] || cpu_ticks "$pid"); s0=$(grep '^cpu[0-9]' /proc/stat)
     if [ "$LAT_BACKEND" = duo ]; then
       out=$("${LOADPIN[@]}" "$W/duo" -serve "${ADDR[$set,direct]}" -target "${ADDR[$set,$name]}" -rate "$RATE" -duration "${RATE_SECONDS}s" -warmup 1s)
@@ -372,6 +380,7 @@ for r in $(seq "$ROUNDS"); do
     fi
     c1=$([ -z "$pid" ] || cpu_ticks "$pid"); s1=$(grep '^cpu[0-9]' /proc/stat)
     [ "$name" = direct ] || freeze "$name"
+    for p in "${SPINNERS[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
     R50[$name]=$(field p50_ms "$out"); R99[$name]=$(field p99_ms "$out")
     ALL50[$name]+="${R50[$name]} "; ALL99[$name]+="${R99[$name]} "
     # CPU per request at this rate (warm-up requests included in the count).
