@@ -278,7 +278,7 @@ echo "   nothing pinned: wrk, the backend ($TP_BACKEND) and each proxy ($WORKERS
 for name in direct srekit haproxy nginx; do
   wrk -t2 -c64 -d2s "http://${ADDR[tp,$name]}/" >/dev/null 2>&1 || true   # warm pools
 done
-declare -A ALLMAX ALLCPU
+declare -A ALLMAX ALLCPU RPS
 for r in $(seq "$TP_ROUNDS"); do
   for name in direct srekit haproxy nginx; do
     c0=$(cpu_ticks "${PID_OF[tp,$name]}")
@@ -287,7 +287,7 @@ for r in $(seq "$TP_ROUNDS"); do
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     reqs=$(awk '/requests in/ {print $1}' <<<"$out")
     cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-    ALLMAX[$name]+="$rps "; ALLCPU[$name]+="$cpu "
+    ALLMAX[$name]+="$rps "; ALLCPU[$name]+="$cpu "; RPS[$r,$name]=$rps
     printf "round %d %-8s %10.0f requests/s   %6s CPU us/request   load average %s\n" "$r" "$name" "$rps" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done
@@ -298,6 +298,16 @@ for name in direct srekit haproxy nginx; do
 done
 echo "CPU per request srekit/haproxy: $(ratio "${CPU[srekit]}" "${CPU[haproxy]}")   srekit/nginx: $(ratio "${CPU[srekit]}" "${CPU[nginx]}")"
 echo "srekit/haproxy throughput: $(ratio "${MAX[srekit]}" "${MAX[haproxy]}")   srekit/nginx: $(ratio "${MAX[srekit]}" "${MAX[nginx]}")"
+# Paired by round: the targets of a round ran back to back, so the box's
+# mood of the moment weighs less on a ratio within a round.
+for anchor in haproxy nginx; do
+  rs="" ahead=0
+  for r in $(seq "$TP_ROUNDS"); do
+    x=$(ratio "${RPS[$r,srekit]}" "${RPS[$r,$anchor]}"); rs+="$x "
+    awk -v x="$x" 'BEGIN { exit !(x >= 1) }' && ahead=$((ahead + 1))
+  done
+  echo "srekit/$anchor throughput per round, sorted: $(sorted <<<"$rs")(at least 1 in $ahead of $TP_ROUNDS rounds)"
+done
 fi
 
 if has latency; then
