@@ -71,6 +71,9 @@ type fastServer struct {
 	loops   []*evloop    // nil: a goroutine per connection
 	next    int          // the loop the next connection goes to (accept goroutine only)
 	adopted atomic.Int64 // connections given to the loops (for tests)
+	// loopAccepted counts connections the loops accepted themselves
+	// (busy polling, loopaccept.go; for tests).
+	loopAccepted atomic.Int64
 }
 
 func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fastServer {
@@ -123,10 +126,36 @@ func (s *fastServer) Serve(ln net.Listener) error {
 	}
 }
 
+// closeAcceptors has every loop close its duplicate of the listening
+// socket, so that closing the listener frees its address at once.
+func (s *fastServer) closeAcceptors() {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.dropAcceptor()
+	}
+}
+
+// listener is ln as the mesh keeps it: closing it (a reload that removes or
+// changes the listener) first closes the loops' duplicates of its socket.
+func (s *fastServer) listener() net.Listener { return &fastListener{Listener: s.ln, s: s} }
+
+type fastListener struct {
+	net.Listener
+	s *fastServer
+}
+
+func (fl *fastListener) Close() error {
+	fl.s.closeAcceptors()
+	return fl.Listener.Close()
+}
+
 // Shutdown stops accepting, closes idle connections, lets requests in
 // flight finish (up to ctx), then shuts the hand-off server down.
 func (s *fastServer) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.closeAcceptors()
 	s.ln.Close()
 	s.mu.Lock()
 	loops := s.loops

@@ -72,6 +72,13 @@ type evloop struct {
 	shutdown bool
 	closed   bool // under mu: wake is closed, poke must not write to it
 	exited   chan struct{}
+
+	// With busy polling: the loop's own duplicate of the listening socket
+	// (loopaccept.go), and closing it on request.
+	acc       *acceptor
+	dropAcc   bool // under mu: close acc
+	accClosed chan struct{}
+	accOnce   sync.Once
 }
 
 // loopCount is how many event loops a listener runs: its event_loops
@@ -102,6 +109,9 @@ func startLoops(s *fastServer, n int) []*evloop {
 		loops = append(loops, l)
 	}
 	for _, l := range loops {
+		if s.l.BusyPoll > 0 {
+			l.watchListener(s.ln)
+		}
 		go l.run()
 	}
 	return loops
@@ -122,7 +132,7 @@ func newLoop(s *fastServer) (*evloop, error) {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	l := &evloop{s: s, epfd: epfd, wake: wake, conns: map[*lconn]struct{}{},
-		pool: map[string][]*bconn{}, addrs: map[string]unix.Sockaddr{}, exited: make(chan struct{})}
+		pool: map[string][]*bconn{}, addrs: map[string]unix.Sockaddr{}, exited: make(chan struct{}), accClosed: make(chan struct{})}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		l.close()
 		return nil, os.NewSyscallError("epoll_ctl", err)
@@ -199,6 +209,11 @@ func (l *evloop) stop(force bool) {
 // the same batch was being handled, and whose number a new socket took,
 // must not reach the new one.
 func (l *evloop) register(fd int, h loopHandler) error {
+	return l.registerFor(fd, h, loopEvents)
+}
+
+// registerFor is register with other events than a connection's.
+func (l *evloop) registerFor(fd int, h loopHandler, events uint32) error {
 	for fd >= len(l.items) {
 		l.items = append(l.items, make([]loopHandler, len(l.items)+64)...)
 		l.gens = append(l.gens, make([]int32, len(l.items)-len(l.gens))...)
@@ -206,7 +221,7 @@ func (l *evloop) register(fd int, h loopHandler) error {
 	l.items[fd] = h
 	l.gen++
 	l.gens[fd] = l.gen
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: loopEvents, Fd: int32(fd), Pad: l.gen}); err != nil {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: events, Fd: int32(fd), Pad: l.gen}); err != nil {
 		l.items[fd] = nil
 		return err
 	}
@@ -341,6 +356,7 @@ func (l *evloop) spin(events []unix.EpollEvent, until time.Time) (int, error) {
 
 // closeWith closes the loop's descriptors, the epoll one through f.
 func (l *evloop) closeWith(f *os.File) {
+	l.closeAcceptor()
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
@@ -411,16 +427,13 @@ func (l *evloop) woken() bool {
 	l.mu.Lock()
 	in := l.incoming
 	l.incoming = nil
-	stopping, force := l.stopping, l.force
+	stopping, force, dropAcc := l.stopping, l.force, l.dropAcc
 	l.mu.Unlock()
 	for _, lc := range in {
-		if err := l.register(lc.fd, lc); err != nil {
-			unix.Close(lc.fd)
-			continue
-		}
-		l.conns[lc] = struct{}{}
-		l.nconns.Store(int64(len(l.conns)))
-		lc.idleSince = time.Now()
+		l.add(lc)
+	}
+	if stopping || dropAcc {
+		l.closeAcceptor()
 	}
 	if stopping {
 		l.shutdown = true
@@ -435,6 +448,17 @@ func (l *evloop) woken() bool {
 		}
 	}
 	return false
+}
+
+// add starts serving a new client connection.
+func (l *evloop) add(lc *lconn) {
+	if err := l.register(lc.fd, lc); err != nil {
+		unix.Close(lc.fd)
+		return
+	}
+	l.conns[lc] = struct{}{}
+	l.nconns.Store(int64(len(l.conns)))
+	lc.idleSince = time.Now()
 }
 
 func (l *evloop) closeAll() {

@@ -18,3 +18,4 @@ func loopCount(Listener) int                { return 0 }
 func startLoops(*fastServer, int) []*evloop { return nil }
 func (l *evloop) adopt(net.Conn) bool       { return false }
 func (l *evloop) stop(bool)                 {}
+func (l *evloop) dropAcceptor()             {}

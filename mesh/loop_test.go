@@ -374,6 +374,13 @@ clusters:
 			if resp.StatusCode != http.StatusGatewayTimeout {
 				t.Errorf("/slow with a 100ms per-try timeout: %d, want 504 before the backend's answer at 300ms", resp.StatusCode)
 			}
+			// New connections while the loop spins: it accepts them itself.
+			for i := range 5 {
+				getOK(t, newClient(), url+"/", i)
+			}
+			if accepted := m.servers[0].(*fastServer).loopAccepted.Load(); runtime.GOOS == "linux" && (busy == "1s") != (accepted > 0) {
+				t.Errorf("busy_poll %s: the loops accepted %d connections themselves", busy, accepted)
+			}
 			spun := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="spin"`)
 			waited := testCounter(t, m, "srekit_mesh_loop_polls_total", `how="wait"`)
 			switch {

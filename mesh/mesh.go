@@ -261,7 +261,8 @@ func (m *Mesh) listen(l Listener) (server, net.Listener, error) {
 	if l.H2C || l.DisableFastPath {
 		return srv, ln, nil
 	}
-	return newFastServer(m, l, srv, ln), ln, nil
+	fs := newFastServer(m, l, srv, ln)
+	return fs, fs.listener(), nil
 }
 
 // server serves one listener: net/http's server, or the fast path with
