@@ -74,6 +74,7 @@ type fastServer struct {
 	// loopAccepted counts connections the loops accepted themselves
 	// (busy polling, loopaccept.go; for tests).
 	loopAccepted atomic.Int64
+	lnClosed     bool // under mu: the listener is closed, loops must not take a duplicate of it
 }
 
 func newFastServer(m *Mesh, l Listener, srv *http.Server, ln net.Listener) *fastServer {
@@ -127,9 +128,11 @@ func (s *fastServer) Serve(ln net.Listener) error {
 }
 
 // closeAcceptors has every loop close its duplicate of the listening
-// socket, so that closing the listener frees its address at once.
+// socket, so that closing the listener frees its address at once. Loops
+// started later (Serve takes s.mu to start them) take no duplicate.
 func (s *fastServer) closeAcceptors() {
 	s.mu.Lock()
+	s.lnClosed = true
 	loops := s.loops
 	s.mu.Unlock()
 	for _, l := range loops {

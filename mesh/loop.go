@@ -109,7 +109,7 @@ func startLoops(s *fastServer, n int) []*evloop {
 		loops = append(loops, l)
 	}
 	for _, l := range loops {
-		if s.l.BusyPoll > 0 {
+		if s.l.BusyPoll > 0 && !s.lnClosed { // s.mu is held (Serve)
 			l.watchListener(s.ln)
 		}
 		go l.run()
