@@ -282,7 +282,7 @@ func (l *evloop) run() {
 		}
 		// Park when there is nothing to do and the busy window, if any, is
 		// over; a spin that only stopped for the deadline tick goes on.
-		if n == 0 && werr == nil && time.Since(lastWork) >= busy {
+		if n == 0 && werr == nil && (busy == 0 || time.Since(lastWork) >= busy) {
 			err := rc.Read(func(fd uintptr) bool {
 				n, werr = epollWaitNow(int(fd), events)
 				return n > 0 || werr != nil

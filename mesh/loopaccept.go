@@ -26,7 +26,7 @@ import (
 type acceptor struct {
 	l      *evloop
 	fd     int
-	paused bool // accept4 failed for a reason that will not pass at once
+	paused bool // accept4 failed for a reason that will not pass at once: Go's goroutine accepts from then on
 }
 
 // acceptEvents is level-triggered (a loop takes at most acceptBatch
