@@ -115,6 +115,18 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// One writer at a time is SQLite's model; a single connection also keeps
 	// ":memory:" databases whole. Reads are fast enough through it for srekit.
 	db.SetMaxOpenConns(1)
+	// The first connection applies the pragmas. Turning a new file to WAL
+	// while another process does the same can fail with "database is
+	// locked" at once, busy_timeout or not: connect under the lock the
+	// migrations take.
+	if path != ":memory:" {
+		unlock, err := lockFile(path + ".migrate-lock")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		defer unlock()
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
